@@ -1,0 +1,73 @@
+"""Typed run configuration: the Hydra groups, validated into pydantic models at load.
+
+Each Hydra group (``llm/``, ``evaluator/``, ``database/``, ``search/``) writes only its own key; the
+composed tree is validated here, so an unknown key or a wrong type is an error that names the
+field.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from evolve.errors import UserError
+from evolve.llm.config import LLMConfig
+
+
+class _Cfg(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class EvaluatorConfig(_Cfg):
+    backend: Literal["local"] = "local"
+    concurrency: int | None = Field(default=None, ge=1, description="default: CPU count")
+    isolation: Literal["auto", "bwrap", "process"] = "auto"
+    python: str | None = Field(default=None, description="interpreter for candidates")
+
+    def resolved_concurrency(self) -> int:
+        return self.concurrency or os.cpu_count() or 1
+
+
+class DatabaseConfig(_Cfg):
+    url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in the run dir")
+    echo: bool = False
+
+
+class SearchConfig(_Cfg):
+    islands: int = Field(default=2, ge=1)
+    migration_interval: int = Field(default=25, ge=1, description="generations between migrations")
+    migration_count: int = Field(default=1, ge=1, description="elites each island sends")
+    exploitation: float = Field(default=0.7, ge=0, le=1, description="P(pick a fitness-weighted elite)")
+    temperature: float = Field(default=1.0, gt=0, description="softmax temperature on ranks")
+    top_inspirations: int = Field(default=2, ge=0)
+    diverse_inspirations: int = Field(default=2, ge=0)
+    in_flight: int | None = Field(default=None, ge=1, description="proposals in flight; default 2x eval concurrency")
+    feedback_failures: int = Field(default=3, ge=0, description="recent failed children shown in prompts")
+
+
+class RunConfig(_Cfg):
+    problem: str
+    run_name: str | None = None
+    runs_dir: str = "runs"
+    seed: int = 0
+    max_iterations: int = Field(default=300, ge=0)
+    max_wall_time: float | None = Field(default=None, gt=0, description="seconds")
+    target_score: float | None = None
+    progress: bool = True
+    llm: LLMConfig = LLMConfig()
+    evaluator: EvaluatorConfig = EvaluatorConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    search: SearchConfig = SearchConfig()
+
+
+def validate_config(raw: dict[str, Any]) -> RunConfig:
+    """Validate a composed config tree; raise :class:`UserError` naming the first bad field."""
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        msg = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+        raise UserError(f"config field '{field}': {msg}") from exc

@@ -1,0 +1,27 @@
+"""The small async interface every model provider implements."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from evolve.records import LLMReply, LLMRequest
+
+
+class LLMError(Exception):
+    """A failed model call. ``retryable`` says whether trying again can help."""
+
+    def __init__(self, message: str, *, retryable: bool, kind: str = "error") -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.kind = kind
+
+
+class LLM(Protocol):
+    """Turns a prompt into a reply. Implementations are async and hold no global state."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def complete(self, request: LLMRequest) -> LLMReply: ...
+
+    async def aclose(self) -> None: ...
