@@ -1,0 +1,367 @@
+"""The run database: loads and saves records, decides nothing.
+
+SQLite in WAL mode by default (``runs/<run>/evolve.db``), any SQLAlchemy URL otherwise
+(PostgreSQL for shared or larger runs). Every method is one short transaction, so whatever a
+method wrote is durable when it returns: a killed run loses nothing it had finished.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from evolve.database.models import (
+    Base,
+    InspirationRow,
+    LLMCallRow,
+    MigrationRow,
+    ProgramRow,
+    RunRow,
+    utcnow,
+)
+from evolve.errors import UserError
+from evolve.records import ErrorInfo, LLMReply, Message, Program, Status, check_transition, jsonable
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")  # durable across process kills in WAL mode
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def make_engine(url: str, *, echo: bool = False) -> Engine:
+    """An engine for ``url``; SQLite gets WAL and a busy timeout."""
+    try:
+        parsed: URL = make_url(url)
+    except ArgumentError as exc:
+        raise UserError(f"database.url: not a SQLAlchemy URL: {url!r}") from exc
+    engine = create_engine(parsed, echo=echo)
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def program_from_row(row: ProgramRow, inspirations: Sequence[str] = ()) -> Program:
+    error = None
+    if row.error_kind is not None:
+        error = ErrorInfo(
+            kind=Status(row.error_kind), message=row.error_message or "", stage=row.error_stage
+        )
+    return Program(
+        id=row.id,
+        run_id=row.run_id,
+        iteration=row.iteration,
+        parent_id=row.parent_id,
+        island=row.island,
+        generation=row.generation,
+        code=row.code,
+        code_hash=row.code_hash,
+        diff=row.diff,
+        status=Status(row.status),
+        metrics=row.metrics or {},
+        features=row.features or {},
+        cell=tuple(row.cell) if row.cell is not None else None,
+        error=error,
+        feedback=row.feedback,
+        mode=row.mode,
+        inspiration_ids=tuple(inspirations),
+        timings=row.timings or {},
+    )
+
+
+class Database:
+    """Load and save runs, programs, LLM calls and migrations."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def open(cls, url: str, *, echo: bool = False) -> Database:
+        """Connect and create the tables that are missing."""
+        engine = make_engine(url, echo=echo)
+        try:
+            Base.metadata.create_all(engine)
+        except OperationalError as exc:
+            raise UserError(f"database.url: cannot open {url}: {exc.orig}") from exc
+        return cls(engine)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    # -- runs -------------------------------------------------------------------------------
+    def create_run(
+        self,
+        run_id: str,
+        *,
+        problem: str,
+        problem_root: str,
+        fingerprint: str,
+        config: dict[str, Any],
+        seed: int,
+    ) -> None:
+        with self._tx() as s:
+            if s.get(RunRow, run_id) is not None:
+                raise UserError(f"run '{run_id}' already exists in the database; use 'evolve resume'")
+            s.add(
+                RunRow(
+                    id=run_id,
+                    problem=problem,
+                    problem_root=problem_root,
+                    problem_fingerprint=fingerprint,
+                    config=config,
+                    seed=seed,
+                    status="running",
+                )
+            )
+
+    def get_run(self, run_id: str) -> RunRow | None:
+        with self._tx() as s:
+            return s.get(RunRow, run_id)
+
+    def list_runs(self) -> list[RunRow]:
+        with self._tx() as s:
+            return list(s.scalars(select(RunRow).order_by(RunRow.created_at)))
+
+    def set_run_status(
+        self, run_id: str, status: str, reason: str | None = None, config: dict[str, Any] | None = None
+    ) -> None:
+        values: dict[str, Any] = {"status": status, "stop_reason": reason, "updated_at": utcnow()}
+        if config is not None:
+            values["config"] = config
+        with self._tx() as s:
+            s.execute(update(RunRow).where(RunRow.id == run_id).values(**values))
+
+    # -- programs ---------------------------------------------------------------------------
+    def add_program(self, program: Program, *, stdout_tail: str = "", llm_call_id: int | None = None,
+                    score: float | None = None) -> None:
+        """Insert a new program (pending, or already terminal for llm/diff errors)."""
+        check_transition(None, program.status)
+        with self._tx() as s:
+            s.add(_row_from_program(program, stdout_tail=stdout_tail, llm_call_id=llm_call_id, score=score))
+            s.add_all(
+                InspirationRow(program_id=program.id, inspiration_id=iid, position=k)
+                for k, iid in enumerate(program.inspiration_ids)
+            )
+
+    def finish_program(self, program: Program, *, stdout_tail: str = "", score: float | None = None) -> None:
+        """Write the evaluation outcome of a pending program; checks the lifecycle move."""
+        with self._tx() as s:
+            row = s.get(ProgramRow, program.id)
+            if row is None:
+                raise KeyError(program.id)
+            check_transition(Status(row.status), program.status)
+            row.status = program.status.value
+            row.metrics = jsonable(program.metrics)
+            row.features = jsonable(program.features)
+            row.cell = list(program.cell) if program.cell is not None else None
+            row.score = score
+            row.feedback = program.feedback
+            row.stdout_tail = stdout_tail
+            row.timings = jsonable(program.timings)
+            row.evaluated_at = utcnow()
+            if program.error is not None:
+                row.error_kind = program.error.kind.value
+                row.error_message = program.error.message
+                row.error_stage = program.error.stage
+
+    def programs(self, run_id: str, *, with_inspirations: bool = False) -> list[Program]:
+        """Every program of the run, in iteration order."""
+        with self._tx() as s:
+            rows = s.scalars(
+                select(ProgramRow).where(ProgramRow.run_id == run_id).order_by(ProgramRow.iteration)
+            ).all()
+            links: dict[str, list[str]] = {}
+            if with_inspirations:
+                q = (
+                    select(InspirationRow.program_id, InspirationRow.inspiration_id)
+                    .join(ProgramRow, ProgramRow.id == InspirationRow.program_id)
+                    .where(ProgramRow.run_id == run_id)
+                    .order_by(InspirationRow.position)
+                )
+                for pid, iid in s.execute(q):
+                    links.setdefault(pid, []).append(iid)
+            return [program_from_row(r, links.get(r.id, ())) for r in rows]
+
+    def program(self, program_id: str) -> Program | None:
+        with self._tx() as s:
+            row = s.get(ProgramRow, program_id)
+            if row is None:
+                return None
+            ins = s.scalars(
+                select(InspirationRow.inspiration_id)
+                .where(InspirationRow.program_id == program_id)
+                .order_by(InspirationRow.position)
+            ).all()
+            return program_from_row(row, ins)
+
+    def find_program(self, run_id: str, prefix: str) -> Program | None:
+        """A program by full id, id prefix, or iteration number (``#12`` or ``12``)."""
+        with self._tx() as s:
+            text = prefix.lstrip("#")
+            if text.isdigit():
+                row = s.scalars(
+                    select(ProgramRow).where(ProgramRow.run_id == run_id, ProgramRow.iteration == int(text))
+                ).first()
+                if row is not None:
+                    return program_from_row(row)
+            rows = s.scalars(
+                select(ProgramRow).where(ProgramRow.run_id == run_id, ProgramRow.id.startswith(prefix)).limit(2)
+            ).all()
+            return program_from_row(rows[0]) if len(rows) == 1 else None
+
+    def best_program(self, run_id: str, *, maximize: bool) -> Program | None:
+        order = ProgramRow.score.desc() if maximize else ProgramRow.score.asc()
+        with self._tx() as s:
+            row = s.scalars(
+                select(ProgramRow)
+                .where(
+                    ProgramRow.run_id == run_id,
+                    ProgramRow.status == Status.EVALUATED.value,
+                    ProgramRow.score.is_not(None),
+                )
+                .order_by(order, ProgramRow.iteration)
+                .limit(1)
+            ).first()
+            return program_from_row(row) if row is not None else None
+
+    def lineage(self, program_id: str) -> list[Program]:
+        """The chain from the initial program to ``program_id`` (inclusive), oldest first."""
+        chain: list[Program] = []
+        current: str | None = program_id
+        with self._tx() as s:
+            while current is not None:
+                row = s.get(ProgramRow, current)
+                if row is None:
+                    break
+                chain.append(program_from_row(row))
+                current = row.parent_id
+        return chain[::-1]
+
+    def status_counts(self, run_id: str) -> dict[str, int]:
+        with self._tx() as s:
+            q = (
+                select(ProgramRow.status, func.count())
+                .where(ProgramRow.run_id == run_id)
+                .group_by(ProgramRow.status)
+            )
+            return {str(st): int(n) for st, n in s.execute(q)}
+
+    # -- LLM calls and migrations -------------------------------------------------------------
+    def add_llm_call(
+        self,
+        run_id: str,
+        iteration: int,
+        messages: Sequence[Message],
+        reply: LLMReply | None,
+        *,
+        model: str,
+        mode: str,
+        error: tuple[str, str] | None = None,
+    ) -> int:
+        with self._tx() as s:
+            row = LLMCallRow(
+                run_id=run_id,
+                iteration=iteration,
+                model=reply.model if reply else model,
+                mode=mode,
+                prompt=[m.model_dump() for m in messages],
+                reply=reply.text if reply else None,
+                input_tokens=reply.input_tokens if reply else 0,
+                output_tokens=reply.output_tokens if reply else 0,
+                latency_s=reply.latency_s if reply else 0.0,
+                cost_usd=reply.cost_usd if reply else 0.0,
+                error_kind=error[0] if error else None,
+                error_message=error[1] if error else None,
+            )
+            s.add(row)
+            s.flush()
+            return int(row.id)
+
+    def llm_replies(self, run_id: str) -> dict[int, str]:
+        """The last successful reply text per iteration (reused on resume, and by replay)."""
+        with self._tx() as s:
+            q = (
+                select(LLMCallRow.iteration, LLMCallRow.reply)
+                .where(LLMCallRow.run_id == run_id, LLMCallRow.reply.is_not(None))
+                .order_by(LLMCallRow.id)
+            )
+            return {int(it): str(text) for it, text in s.execute(q)}
+
+    def llm_usage(self, run_id: str) -> list[dict[str, Any]]:
+        """Calls, tokens, cost, latency and errors per model."""
+        with self._tx() as s:
+            q = (
+                select(
+                    LLMCallRow.model,
+                    func.count(),
+                    func.sum(LLMCallRow.input_tokens),
+                    func.sum(LLMCallRow.output_tokens),
+                    func.sum(LLMCallRow.cost_usd),
+                    func.avg(LLMCallRow.latency_s),
+                    func.count(LLMCallRow.error_kind),
+                )
+                .where(LLMCallRow.run_id == run_id)
+                .group_by(LLMCallRow.model)
+            )
+            keys = ("model", "calls", "input_tokens", "output_tokens", "cost_usd", "mean_latency_s", "errors")
+            return [dict(zip(keys, row, strict=True)) for row in s.execute(q)]
+
+    def model_iterations(self, run_id: str, model: str) -> list[int]:
+        """Iterations whose proposal came from ``model``."""
+        with self._tx() as s:
+            q = select(LLMCallRow.iteration).where(
+                LLMCallRow.run_id == run_id, LLMCallRow.model == model, LLMCallRow.reply.is_not(None)
+            )
+            return sorted({int(i) for i in s.scalars(q)})
+
+    def add_migrations(self, run_id: str, moves: Iterable[tuple[int, str, int, int]]) -> None:
+        with self._tx() as s:
+            s.add_all(
+                MigrationRow(run_id=run_id, iteration=it, program_id=pid, from_island=a, to_island=b)
+                for it, pid, a, b in moves
+            )
+
+
+def _row_from_program(
+    p: Program, *, stdout_tail: str, llm_call_id: int | None, score: float | None
+) -> ProgramRow:
+    return ProgramRow(
+        id=p.id,
+        run_id=p.run_id,
+        iteration=p.iteration,
+        parent_id=p.parent_id,
+        island=p.island,
+        generation=p.generation,
+        mode=p.mode,
+        code=p.code,
+        code_hash=p.code_hash,
+        diff=p.diff,
+        status=p.status.value,
+        score=score,
+        metrics=jsonable(p.metrics),
+        features=jsonable(p.features),
+        cell=list(p.cell) if p.cell is not None else None,
+        error_kind=p.error.kind.value if p.error else None,
+        error_message=p.error.message if p.error else None,
+        error_stage=p.error.stage if p.error else None,
+        feedback=p.feedback,
+        stdout_tail=stdout_tail,
+        timings=jsonable(p.timings),
+        llm_call_id=llm_call_id,
+        evaluated_at=utcnow() if p.status.is_terminal else None,
+    )

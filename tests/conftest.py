@@ -1,0 +1,65 @@
+"""Shared fixtures: a seeded rng, a fresh database, a toy problem, a scripted fake LLM."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from evolve.database import Database
+from evolve.problem import Problem, load_problem
+from evolve.records import LLMReply, LLMRequest
+from evolve.scaffold import scaffold_problem
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = Database.open(f"sqlite:///{tmp_path / 'test.db'}")
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def toy_dir(tmp_path: Path) -> Path:
+    """The problem `evolve init` scaffolds: 12 points in a square, maximize the min distance."""
+    folder = tmp_path / "toy"
+    scaffold_problem(folder)
+    return folder
+
+
+@pytest.fixture
+def toy(toy_dir: Path) -> Problem:
+    return load_problem(toy_dir)
+
+
+class ScriptedLLM:
+    """Replies from a script (cycled) and records every request it saw."""
+
+    def __init__(self, replies: list[str], name: str = "scripted") -> None:
+        self.replies = replies
+        self.requests: list[LLMRequest] = []
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    async def complete(self, request: LLMRequest) -> LLMReply:
+        self.requests.append(request)
+        text = self.replies[(len(self.requests) - 1) % len(self.replies)]
+        return LLMReply(model=self._name, text=text, input_tokens=10, output_tokens=5)
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.fixture
+def scripted() -> type[ScriptedLLM]:
+    return ScriptedLLM
