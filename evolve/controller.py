@@ -1,0 +1,547 @@
+"""The discovery loop: select, prompt, propose, evaluate, record, archive.
+
+Several proposals are in flight at once, but results enter the archive strictly in iteration
+order, and the parent of iteration ``i`` is chosen right after iteration ``i - in_flight`` is
+applied, with an RNG seeded by ``(seed, i)``. So a seeded run makes the same choices however
+fast the model or the sandbox answers, and a resumed run rebuilds exactly the state it stopped in
+by replaying the database in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+import numpy as np
+
+from evaluators.base import Evaluator
+from evolve.archive import Archive, Elite, cell_of, compute_features, migration_plan
+from evolve.codehash import code_hash
+from evolve.config import RunConfig
+from evolve.database import Database
+from evolve.diffs import DiffError, apply_edits, extract_program, merge_rewrite, parse_edits, unified_diff
+from evolve.errors import UserError
+from evolve.llm.base import LLM, LLMError
+from evolve.problem import Problem
+from evolve.prompts import PromptBuilder, PromptContext
+from evolve.records import ErrorInfo, EvalResult, LLMReply, LLMRequest, Program, Status
+from evolve.selection import choose_mode, select_inspirations, select_parent
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class RunAborted(Exception):
+    """The run cannot go on (e.g. the model rejects the key); the message says why."""
+
+
+@runtime_checkable
+class LearnsFromOutcomes(Protocol):
+    """An LLM (e.g. a bandit ensemble) that wants to know how each child did."""
+
+    def report(self, model: str, improved: float, cost_usd: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A snapshot for live displays."""
+
+    run_id: str
+    applied: int
+    max_iterations: int
+    best_score: float | None
+    initial_score: float | None
+    evaluations: int
+    evals_per_s: float
+    failures: dict[str, int]
+    coverage: list[float]
+    in_flight: int
+    elapsed_s: float
+    cost_usd: float
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_id: str
+    status: str
+    reason: str
+    best: Program | None
+    initial_score: float | None
+    iterations: int
+    failures: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The decisions made for one iteration before any I/O."""
+
+    iteration: int
+    island: int
+    parent: Program
+    mode: str
+    top: tuple[Program, ...]
+    diverse: tuple[Program, ...]
+    other: Program | None
+    seed: int
+
+
+@dataclass
+class _Stats:
+    evaluations: int = 0
+    failures: Counter[str] = field(default_factory=Counter)
+    cost_usd: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+
+
+def program_id(run_id: str, iteration: int) -> str:
+    """Deterministic id: the same run and iteration always name the same program."""
+    return hashlib.sha1(f"{run_id}:{iteration}".encode()).hexdigest()[:12]
+
+
+def build_child(parent_code: str, reply_text: str, mode: str) -> str:
+    """Turn a reply into the child's code; raises DiffError with a reason for the next prompt."""
+    if mode == "diff":
+        return apply_edits(parent_code, parse_edits(reply_text))
+    return merge_rewrite(parent_code, extract_program(reply_text))
+
+
+class Controller:
+    """Runs (or resumes) one discovery run. Built by :func:`evolve.app.build_controller`."""
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        problem: Problem,
+        config: RunConfig,
+        db: Database,
+        llm: LLM,
+        evaluator: Evaluator,
+        prompts: PromptBuilder,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.problem = problem
+        self.config = config
+        self._db = db
+        self._llm = llm
+        self._evaluator = evaluator
+        self._prompts = prompts
+        self._on_progress = on_progress
+        search = config.search
+        self._k = search.in_flight or 2 * config.evaluator.resolved_concurrency()
+        self._max_iter = config.max_iterations
+        self._archive = Archive(search.islands, problem.spec.features)
+        self._programs: dict[str, Program] = {}
+        self._done: dict[int, Program] = {}
+        self._pending: dict[int, Program] = {}
+        self._reuse: dict[int, str] = {}
+        self._cache: dict[str, asyncio.Future[EvalResult]] = {}
+        self._failures: dict[str, deque[ErrorInfo]] = {}
+        self._models: dict[int, tuple[str, float]] = {}
+        self._next_apply = 0
+        self._scheduled = 0
+        self._stats = _Stats()
+        self._initial_score: float | None = None
+        self._best: Program | None = None
+        self._stop_reason: str | None = None
+        self._finished = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._tg: asyncio.TaskGroup | None = None
+        self._pool: ThreadPoolExecutor | None = None
+
+    # -- public --------------------------------------------------------------------------------
+    async def run(self) -> RunSummary:
+        """Run until ``max_iterations`` are applied, a budget stops it, or it is cancelled."""
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evolve-db")
+        self._stats = _Stats()
+        try:
+            await self._load()
+            if 0 not in self._done:
+                await self._evaluate_initial()
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                if self.config.max_wall_time is not None:
+                    self._spawn(self._wall_clock(self.config.max_wall_time))
+                self._apply_ready()
+                if self._next_apply > self._max_iter:
+                    self._finished.set()
+                await self._finished.wait()
+                for task in list(self._tasks):
+                    task.cancel()
+            status = "finished" if self._stop_reason is None else "stopped"
+            reason = self._stop_reason or f"{self._max_iter} iterations"
+            await self._db_call(self._db.set_run_status, self.run_id, status, reason)
+            return self._summary(status, reason)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            self._db.set_run_status(self.run_id, "interrupted", "interrupted by the user")
+            raise
+        except BaseException as exc:
+            err = _first_error(exc)
+            self._db.set_run_status(self.run_id, "failed", str(err))
+            if err is not exc:
+                raise err from exc
+            raise
+        finally:
+            self._pool.shutdown(wait=True)
+
+    async def aclose(self) -> None:
+        """Release the model clients and the sandbox workers."""
+        try:
+            await self._llm.aclose()
+        finally:
+            await self._evaluator.aclose()
+
+    # -- loading and the initial program ------------------------------------------------------------
+    async def _load(self) -> None:
+        programs = await self._db_call(self._db.programs, self.run_id)
+        replies = await self._db_call(self._db.llm_replies, self.run_id)
+        seen = {p.iteration for p in programs}
+        self._reuse = {i: text for i, text in replies.items() if i not in seen}
+        for p in programs:
+            if p.status is Status.PENDING:
+                self._pending[p.iteration] = p
+            else:
+                self._done[p.iteration] = p
+            if p.code_hash is not None and p.status.is_terminal and p.status is not Status.DUPLICATE:
+                fut: asyncio.Future[EvalResult] = asyncio.get_running_loop().create_future()
+                fut.set_result(_result_of(p))
+                self._cache.setdefault(p.code_hash, fut)
+
+    async def _evaluate_initial(self) -> None:
+        code = self.problem.initial_code
+        loaded = self._pending.pop(0, None)
+        p0 = loaded or Program(
+            id=program_id(self.run_id, 0),
+            run_id=self.run_id,
+            iteration=0,
+            parent_id=None,
+            island=0,
+            generation=0,
+            code=code,
+            code_hash=code_hash(code),
+            status=Status.PENDING,
+            mode="initial",
+        )
+        if loaded is None:
+            await self._db_call(self._db.add_program, p0)
+        finished = await self._evaluate(p0)
+        if finished.status is not Status.EVALUATED:
+            msg = finished.error.message if finished.error else finished.status.value
+            raise UserError(
+                f"{self.problem.root / self.problem.spec.initial_program}: the initial program "
+                f"failed ({finished.status.value}): {msg.splitlines()[-1] if msg else ''}"
+            )
+        self._done[0] = finished
+
+    # -- scheduling ---------------------------------------------------------------------------
+    def _spawn(self, coro: Any) -> None:
+        assert self._tg is not None
+        task = self._tg.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _schedule(self) -> None:
+        """After iteration j is applied, iterations up to j + in_flight may start."""
+        limit = min(self._next_apply - 1 + self._k, self._max_iter)
+        while self._scheduled < limit and self._stop_reason is None:
+            self._scheduled += 1
+            i = self._scheduled
+            if i in self._done:
+                continue
+            if i in self._pending:
+                self._spawn(self._evaluate_pending(self._pending.pop(i)))
+            else:
+                self._spawn(self._iteration(self._select(i)))
+
+    def _select(self, i: int) -> Selection:
+        """Every random decision of iteration ``i``, from ``(seed, i)`` and the archive only."""
+        rng = np.random.default_rng([self.config.seed, i])
+        search = self.config.search
+        island = (i - 1) % search.islands
+        elites = self._archive.islands[island].elites()
+        parent = select_parent(elites, rng, exploitation=search.exploitation, temperature=search.temperature)
+        top, diverse = select_inspirations(
+            elites, parent, rng, n_top=search.top_inspirations, n_diverse=search.diverse_inspirations
+        )
+        mode = choose_mode(self.config.llm.mode_weights, rng)
+        other = None
+        if mode == "crossover":
+            pool = [e for isl in self._archive.islands for e in isl.elites() if e.program_id != parent.program_id]
+            if pool:
+                pool.sort(key=lambda e: (e.iteration, e.cell))
+                other = self._programs[pool[int(rng.integers(len(pool)))].program_id]
+            else:
+                mode = "diff"
+        return Selection(
+            iteration=i,
+            island=island,
+            parent=self._programs[parent.program_id],
+            mode=mode,
+            top=tuple(self._programs[e.program_id] for e in top),
+            diverse=tuple(self._programs[e.program_id] for e in diverse),
+            other=other,
+            seed=int(rng.integers(2**31 - 1)),
+        )
+
+    # -- one iteration --------------------------------------------------------------------------
+    async def _iteration(self, sel: Selection) -> None:
+        t0 = time.monotonic()
+        parent = sel.parent
+        assert parent.code is not None
+        ctx = PromptContext(
+            parent=parent,
+            mode=sel.mode,
+            top=sel.top,
+            diverse=sel.diverse,
+            failures=tuple(self._failures.get(parent.id, ())),
+            other=sel.other,
+        )
+        base = Program(
+            id=program_id(self.run_id, sel.iteration),
+            run_id=self.run_id,
+            iteration=sel.iteration,
+            parent_id=parent.id,
+            island=sel.island,
+            generation=parent.generation + 1,
+            code=None,
+            code_hash=None,
+            status=Status.PENDING,
+            mode=sel.mode,
+            inspiration_ids=tuple(p.id for p in (*sel.top, *sel.diverse, *([sel.other] if sel.other else []))),
+        )
+        reply, call_id = await self._propose(sel, ctx)
+        t_llm = time.monotonic() - t0
+        if reply is None:
+            return await self._finish_early(base, Status.LLM_ERROR, "the model call failed", call_id, t_llm)
+        try:
+            code = build_child(parent.code, reply.text, "diff" if sel.mode == "diff" else "rewrite")
+        except DiffError as exc:
+            return await self._finish_early(base, Status.DIFF_ERROR, str(exc), call_id, t_llm)
+        if code == parent.code:
+            return await self._finish_early(base, Status.DIFF_ERROR, "the edits change nothing", call_id, t_llm)
+        child = base.model_copy(
+            update={
+                "code": code,
+                "code_hash": code_hash(code),
+                "diff": unified_diff(parent.code, code),
+                "timings": {"llm_s": t_llm},
+            }
+        )
+        await self._db_call(partial(self._db.add_program, child, llm_call_id=call_id))
+        await self._evaluate_pending(child)
+
+    async def _propose(self, sel: Selection, ctx: PromptContext) -> tuple[LLMReply | None, int | None]:
+        """Ask the model; shrink the prompt on a context-length error; record every call."""
+        reused = self._reuse.pop(sel.iteration, None)
+        attempts = [ctx, PromptContext(parent=ctx.parent, mode=ctx.mode, top=ctx.top[:1], other=ctx.other),
+                    PromptContext(parent=ctx.parent, mode=ctx.mode if ctx.mode != "crossover" else "diff")]
+        for attempt in attempts:
+            messages = self._prompts.render(attempt)
+            if reused is not None:
+                return LLMReply(model="(recorded)", text=reused), None
+            request = LLMRequest(
+                messages=messages, mode=attempt.mode, parent_code=ctx.parent.code or "", seed=sel.seed
+            )
+            try:
+                reply = await self._llm.complete(request)
+            except LLMError as exc:
+                call_id = await self._db_call(
+                    partial(self._db.add_llm_call, self.run_id, sel.iteration, messages, None,
+                            model=self._llm.name, mode=attempt.mode, error=(exc.kind, str(exc)))
+                )
+                if exc.kind == "context_length":
+                    continue
+                if not exc.retryable:
+                    raise RunAborted(str(exc)) from exc
+                return None, call_id
+            self._stats.cost_usd += reply.cost_usd
+            self._models[sel.iteration] = (reply.model, reply.cost_usd)
+            call_id = await self._db_call(
+                partial(self._db.add_llm_call, self.run_id, sel.iteration, messages, reply,
+                        model=self._llm.name, mode=attempt.mode)
+            )
+            return reply, call_id
+        return None, None
+
+    async def _finish_early(
+        self, base: Program, status: Status, message: str, call_id: int | None, t_llm: float
+    ) -> None:
+        failed = base.model_copy(
+            update={"status": status, "error": ErrorInfo(kind=status, message=message), "timings": {"llm_s": t_llm}}
+        )
+        await self._db_call(partial(self._db.add_program, failed, llm_call_id=call_id))
+        self._complete(failed)
+
+    async def _evaluate_pending(self, program: Program) -> None:
+        finished = await self._evaluate(program)
+        self._complete(finished)
+
+    async def _evaluate(self, program: Program) -> Program:
+        """Evaluate once per normalized code; a repeat waits for (or reuses) the first result."""
+        assert program.code is not None and program.code_hash is not None
+        t0 = time.monotonic()
+        existing = self._cache.get(program.code_hash)
+        duplicate = existing is not None
+        if existing is None:
+            fut: asyncio.Future[EvalResult] = asyncio.get_running_loop().create_future()
+            self._cache[program.code_hash] = fut
+            try:
+                result = await self._evaluator.evaluate(program.code)
+            except BaseException:
+                del self._cache[program.code_hash]
+                fut.cancel()
+                raise
+            fut.set_result(result)
+        else:
+            result = await asyncio.shield(existing)
+        status = Status.DUPLICATE if duplicate else result.status
+        features = compute_features(self.problem.spec.features, result.metrics, program.code) if result.ok else {}
+        finished = program.model_copy(
+            update={
+                "status": status,
+                "metrics": dict(result.metrics),
+                "features": features,
+                "cell": cell_of(self.problem.spec.features, features) if result.ok else None,
+                "error": result.error,
+                "feedback": result.feedback,
+                "timings": {**program.timings, "eval_s": time.monotonic() - t0, "sandbox_s": result.wall_time_s},
+            }
+        )
+        score = finished.score(self.problem.spec.metrics.primary)
+        await self._db_call(partial(self._db.finish_program, finished, stdout_tail=result.stdout_tail, score=score))
+        return finished
+
+    def _complete(self, program: Program) -> None:
+        self._done[program.iteration] = program
+        self._apply_ready()
+
+    # -- ordered application ------------------------------------------------------------------------
+    def _apply_ready(self) -> None:
+        while self._next_apply in self._done:
+            self._apply(self._done.pop(self._next_apply))
+            self._next_apply += 1
+            if self._next_apply > self._max_iter:
+                self._finished.set()
+            self._schedule()
+        self._report_progress()
+
+    def _apply(self, p: Program) -> None:
+        primary = self.problem.spec.metrics.primary
+        if p.code is not None:
+            self._programs[p.id] = p
+        if p.iteration > 0 and p.status is not Status.DUPLICATE:
+            self._stats.evaluations += int(p.code is not None)
+        if p.status.is_failure:
+            self._stats.failures[p.status.value] += 1
+            if p.parent_id is not None and p.error is not None:
+                queue = self._failures.setdefault(p.parent_id, deque(maxlen=self.config.search.feedback_failures))
+                queue.append(p.error)
+        score = p.score(primary)
+        if score is not None and p.cell is not None:
+            elite = Elite(p.id, self.problem.fitness(score), p.cell, p.iteration)
+            islands = range(len(self._archive.islands)) if p.iteration == 0 else [p.island]
+            for island in islands:
+                self._archive.add(island, elite)
+            if p.iteration == 0:
+                self._initial_score = score
+            best = self._best.score(primary) if self._best else None
+            if best is None or self.problem.is_better(score, best):
+                self._best = p
+            target = self.config.target_score
+            if target is not None and not self.problem.is_better(target, score) and self._stop_reason is None:
+                self._stop(f"target score {target} reached")
+        self._learn(p)
+        self._migrate(p.iteration)
+
+    def _learn(self, p: Program) -> None:
+        model = self._models.pop(p.iteration, None)
+        if model is None or not isinstance(self._llm, LearnsFromOutcomes) or p.parent_id is None:
+            return
+        parent = self._programs.get(p.parent_id)
+        primary = self.problem.spec.metrics.primary
+        child_score, parent_score = p.score(primary), parent.score(primary) if parent else None
+        gain = 0.0
+        if child_score is not None and parent_score is not None:
+            gain = self.problem.fitness(child_score) - self.problem.fitness(parent_score)
+        self._llm.report(model[0], gain, model[1])
+
+    def _migrate(self, iteration: int) -> None:
+        search = self.config.search
+        period = search.islands * search.migration_interval
+        if iteration == 0 or search.islands < 2 or iteration % period:
+            return
+        moves = migration_plan([isl.elites() for isl in self._archive.islands], search.migration_count)
+        logged = [
+            (iteration, elite.program_id, src, dst)
+            for elite, src, dst in moves
+            if self._archive.add(dst, elite).value != "not_added"
+        ]
+        if logged and self._tg is not None:
+            self._spawn(self._db_call(self._db.add_migrations, self.run_id, logged))
+
+    # -- budgets, progress, helpers -------------------------------------------------------------
+    def _stop(self, reason: str) -> None:
+        self._stop_reason = reason
+        self._finished.set()
+
+    async def _wall_clock(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self._stop(f"max_wall_time {seconds:g} s reached")
+
+    def _report_progress(self) -> None:
+        if self._on_progress is None:
+            return
+        primary = self.problem.spec.metrics.primary
+        elapsed = time.monotonic() - self._stats.started
+        self._on_progress(
+            Progress(
+                run_id=self.run_id,
+                applied=max(0, self._next_apply - 1),
+                max_iterations=self._max_iter,
+                best_score=self._best.score(primary) if self._best else None,
+                initial_score=self._initial_score,
+                evaluations=self._stats.evaluations,
+                evals_per_s=self._stats.evaluations / elapsed if elapsed > 0 else 0.0,
+                failures=dict(self._stats.failures),
+                coverage=self._archive.coverage(),
+                in_flight=len(self._tasks),
+                elapsed_s=elapsed,
+                cost_usd=self._stats.cost_usd,
+            )
+        )
+
+    def _summary(self, status: str, reason: str) -> RunSummary:
+        return RunSummary(
+            run_id=self.run_id,
+            status=status,
+            reason=reason,
+            best=self._best,
+            initial_score=self._initial_score,
+            iterations=max(0, self._next_apply - 1),
+            failures=dict(self._stats.failures),
+        )
+
+    async def _db_call(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, partial(fn, *args))
+
+
+def _result_of(p: Program) -> EvalResult:
+    status = p.status if p.status is not Status.PENDING else Status.EVALUATED
+    return EvalResult(status=status, metrics=dict(p.metrics), feedback=p.feedback, error=p.error)
+
+
+def _first_error(exc: BaseException) -> BaseException:
+    """The first leaf of an exception group (TaskGroup wraps a task's failure)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
