@@ -1,0 +1,267 @@
+"""Trusted runner: the first code that runs in a candidate's sandbox process.
+
+Run as a file with ``python -I child.py run CONFIG`` (isolated mode puts no project path on
+``sys.path``, so this script imports only the standard library). It
+
+1. reads its JSON config and deletes it,
+2. keeps the original stdout as a private result channel and points fd 1 at fd 2, so whatever
+   the candidate prints lands in the captured output and can never be mistaken for the result,
+3. applies the resource limits and, when started as root with a sandbox uid, drops to that uid
+   (root ignores ``RLIMIT_NPROC``; an unprivileged uid makes the process limit bind and lets the
+   parent kill every process of that uid afterwards),
+4. compiles and executes the candidate as a module, calls its entry function and writes one JSON
+   report on the result channel, then leaves with ``os._exit`` so nothing the candidate
+   registered (atexit, threads, finalizers) runs after the report.
+
+The report is ``{"status": "ok", "output": ...}`` or ``{"status": <failure>, "message": ...}``.
+The candidate shares this process and could forge a report; that gains it nothing, because the
+report only carries what the candidate returned, and the trusted scorer recomputes every number
+from it in another process.
+
+``python -I child.py serve`` is the warm-pool template: it imports the modules a problem declares
+once, then forks one fresh child per request (see :func:`serve`).
+"""
+
+from __future__ import annotations
+
+import array
+import contextlib
+import gc
+import json
+import os
+import resource
+import signal
+import socket
+import sys
+import traceback
+import types
+from typing import Any
+
+CANDIDATE_FILE = "candidate.py"
+_TRACE_LINES = 12
+_MEMORY_REPORT = b'{"status": "memory", "message": "MemoryError: the program ran out of memory"}'
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _jsonify(value: Any) -> Any:
+    """``default=`` hook for json: numpy arrays and scalars become lists and numbers."""
+    if hasattr(value, "tolist") and callable(value.tolist):
+        return value.tolist()
+    if hasattr(value, "item") and callable(value.item):
+        return value.item()
+    raise TypeError(f"the entry function returned a {type(value).__name__}, which is not JSON")
+
+
+def _candidate_trace(exc: BaseException, code_file: str) -> str:
+    """The traceback's last lines, with this runner's own frames removed."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != __file__]
+    lines = traceback.format_list(frames) + traceback.format_exception_only(type(exc), exc)
+    text = "".join(lines).rstrip().splitlines()
+    return "\n".join(text[-_TRACE_LINES:])
+
+
+def apply_limits(limits: dict[str, Any]) -> None:
+    """Apply rlimits in this process; they are inherited by everything it starts."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    cpu = limits.get("cpu_s")
+    if cpu:
+        soft = max(1, int(cpu + 0.999))
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, soft + 1))
+    for name, key in (
+        ("RLIMIT_AS", "as_bytes"),
+        ("RLIMIT_FSIZE", "fsize_bytes"),
+        ("RLIMIT_NPROC", "nproc"),
+    ):
+        value = limits.get(key)
+        if value:
+            resource.setrlimit(getattr(resource, name), (int(value), int(value)))
+
+
+def drop_privileges(uid: int | None, gid: int | None) -> None:
+    """Become the sandbox uid (only when asked, which the parent does only when root)."""
+    if uid is None:
+        return
+    os.setgroups([])
+    os.setgid(gid if gid is not None else uid)
+    os.setuid(uid)
+
+
+def run_candidate(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Compile, execute and call the candidate; return the report (never raises)."""
+    try:
+        with open(CANDIDATE_FILE, encoding="utf-8") as fh:
+            source = fh.read()
+        code = compile(source, CANDIDATE_FILE, "exec")
+    except SyntaxError as exc:
+        where = f"line {exc.lineno}: " if exc.lineno else ""
+        return {"status": "syntax_error", "message": f"SyntaxError: {where}{exc.msg}"}
+    except (OSError, ValueError) as exc:
+        return {"status": "syntax_error", "message": f"{type(exc).__name__}: {exc}"}
+    module = types.ModuleType("candidate")
+    module.__file__ = os.path.abspath(CANDIDATE_FILE)
+    sys.modules["candidate"] = module
+    try:
+        exec(code, module.__dict__)
+        entry = module.__dict__.get(cfg["entry"])
+        if not callable(entry):
+            return {
+                "status": "exception",
+                "message": f"the program defines no function {cfg['entry']!r}",
+            }
+        output = entry(**cfg.get("entry_kwargs", {}))
+    except MemoryError:
+        return {"status": "memory"}
+    except SystemExit as exc:
+        return {
+            "status": "exception",
+            "message": f"SystemExit({exc.code!r}): the program exited instead of returning",
+        }
+    except BaseException as exc:
+        return {"status": "exception", "message": _candidate_trace(exc, CANDIDATE_FILE)}
+    return {"status": "ok", "output": output}
+
+
+def encode_report(report: dict[str, Any]) -> bytes:
+    """Serialize a report; unserializable or non-finite output becomes a bad_output report."""
+    try:
+        return json.dumps(report, default=_jsonify, allow_nan=False).encode()
+    except MemoryError:
+        return b'{"status": "bad_output", "message": "the output is too large to serialize"}'
+    except RecursionError:
+        msg = "the output is nested too deeply to serialize"
+    except ValueError as exc:
+        msg = (
+            "the output contains NaN or infinity"
+            if "Out of range float" in str(exc)
+            else f"the output is not JSON: {exc}"
+        )
+    except TypeError as exc:
+        msg = str(exc)
+    return json.dumps({"status": "bad_output", "message": msg}).encode()
+
+
+def execute(cfg: dict[str, Any], result_fd: int) -> None:
+    """Limits, privileges, candidate, report; then exit this process without cleanup."""
+    try:
+        apply_limits(cfg.get("limits", {}))
+        drop_privileges(cfg.get("uid"), cfg.get("gid"))
+        report = run_candidate(cfg)
+        if report.get("status") == "memory":
+            gc.collect()
+            data = _MEMORY_REPORT
+        else:
+            data = encode_report(report)
+        del report
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(BaseException):  # the candidate may have closed it
+                stream.flush()
+        _write_all(result_fd, data)
+    except MemoryError:
+        with contextlib.suppress(BaseException):
+            _write_all(result_fd, _MEMORY_REPORT)
+    except BaseException:
+        pass
+    os._exit(0)
+
+
+def _private_result_fd() -> int:
+    """Move the original stdout to a private fd and point fd 1 at stderr."""
+    result_fd = os.dup(1)  # non-inheritable: the candidate's own subprocesses do not get it
+    os.dup2(2, 1)
+    return result_fd
+
+
+def main_run(config_path: str) -> None:
+    """Cold mode: one candidate in this process, config from a file in the working directory."""
+    with open(config_path, encoding="utf-8") as fh:
+        cfg = json.load(fh)
+    os.unlink(config_path)
+    result_fd = _private_result_fd()
+    execute(cfg, result_fd)
+
+
+def _recv_request(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
+    """One request from the warm pool: a JSON line and the candidate's two pipe fds."""
+    buf = b""
+    fds: list[int] = []
+    while not buf.endswith(b"\n"):
+        msg, ancdata, _flags, _addr = sock.recvmsg(1 << 20, socket.CMSG_SPACE(2 * 4))
+        if not msg:
+            return None
+        for level, kind, data in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                arr = array.array("i")
+                arr.frombytes(data[: len(data) - (len(data) % arr.itemsize)])
+                fds.extend(arr)
+        buf += msg
+    return json.loads(buf), fds
+
+
+def _fork_candidate(cfg: dict[str, Any], fds: list[int], sock: socket.socket) -> int:
+    """Fork a child with the request's pipes as its result channel and stdout/stderr."""
+    pid = os.fork()
+    if pid:
+        for fd in fds:
+            os.close(fd)
+        return pid
+    try:
+        sock.close()
+        os.setsid()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        result_w, output_w = fds
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(output_w, 1)
+        os.dup2(output_w, 2)
+        os.close(null)
+        os.close(output_w)
+        os.chdir(cfg["workdir"])
+        os.environ.clear()
+        os.environ.update(cfg["env"])
+        execute(cfg, result_w)
+    finally:
+        os._exit(70)
+
+
+def serve(sock_fd: int) -> None:
+    """Warm-pool template: pre-import modules, then fork a fresh child per request.
+
+    Requests arrive on a unix socket (the fd is inherited) as one JSON line each with two fds
+    attached (result pipe, output pipe). For each, the template replies ``{"pid": N}`` once the
+    child is forked and ``{"pid": N, "wait_status": S}`` once it has been reaped. The child
+    starts its own session, so the pool can kill its process group, and inherits nothing of
+    a previous candidate because every candidate is a fresh fork of this untouched template.
+    """
+    sock = socket.socket(fileno=sock_fd)
+    with open(os.devnull, "wb") as null:
+        os.dup2(null.fileno(), 1)
+    for name in json.loads(os.environ.pop("EVOLVE_WARM_IMPORTS", "[]")):
+        with contextlib.suppress(Exception):  # the candidate sees the real ImportError itself
+            __import__(name)
+    gc.collect()
+    gc.freeze()
+    while True:
+        request = _recv_request(sock)
+        if request is None:
+            return
+        cfg, fds = request
+        pid = _fork_candidate(cfg, fds, sock)
+        sock.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+        _, status = os.waitpid(pid, 0)
+        sock.sendall(json.dumps({"pid": pid, "wait_status": status}).encode() + b"\n")
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "run":
+        main_run(sys.argv[2])
+    elif sys.argv[1] == "serve":
+        serve(int(sys.argv[2]))
+    else:
+        raise SystemExit(f"usage: {sys.argv[0]} run CONFIG | serve FD")

@@ -1,0 +1,150 @@
+"""Run one candidate in a sandboxed child and collect how it ended.
+
+The launch itself (a fresh interpreter, or a fork of a warm template) is delegated to a
+:class:`Launcher`; this module owns what is common: the working directory's files, the two pipes
+(private result channel, captured stdout/stderr), the wall-time limit, and killing the whole
+process tree on timeout, on cancellation and after every run, so that nothing is left running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from evaluators.capture import PipeReader
+from evaluators.outcome import Ending, RunOutcome, decide
+
+#: Largest JSON report read from a candidate; anything bigger is a bad_output.
+MAX_REPORT_BYTES = 64 * 2**20
+#: How long to wait for the pipes to reach EOF once the tree is dead.
+_DRAIN_S = 2.0
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What to call in the candidate and under which limits."""
+
+    entry: str
+    entry_kwargs: Mapping[str, object] = field(default_factory=dict)
+    timeout_s: float = 30.0
+    cpu_s: float = 30.0
+    memory_mb: int = 2048
+    max_processes: int = 64
+    max_file_mb: int = 64
+    max_output_kb: int = 64
+
+    def runner_config(self, uid: int | None) -> dict[str, Any]:
+        """The JSON config the trusted runner (``child.py``) reads."""
+        return {
+            "entry": self.entry,
+            "entry_kwargs": dict(self.entry_kwargs),
+            "uid": uid,
+            "gid": uid,
+            "limits": {
+                "cpu_s": self.cpu_s,
+                "as_bytes": self.memory_mb * 2**20,
+                "fsize_bytes": self.max_file_mb * 2**20,
+                # RLIMIT_NPROC counts every process of the uid; it only binds a non-root uid.
+                "nproc": self.max_processes if uid is not None else None,
+            },
+        }
+
+
+class Launched(Protocol):
+    """A started runner."""
+
+    async def wait(self) -> int:
+        """Wait for the runner to end; its return code (negative: killed by that signal)."""
+        ...
+
+    def kill(self) -> None:
+        """SIGKILL the runner's whole process tree; idempotent, synchronous, never raises."""
+        ...
+
+
+class Launcher(Protocol):
+    """Starts the trusted runner for one candidate."""
+
+    async def launch(
+        self, workdir: Path, cfg: dict[str, Any], env: dict[str, str], result_w: int, output_w: int
+    ) -> Launched:
+        """Start the runner in ``workdir`` with fds ``result_w`` (report) and ``output_w``."""
+        ...
+
+
+def prepare_workdir(workdir: Path, code: str, uid: int | None) -> None:
+    """Write the candidate file and a private tmp dir, owned by the sandbox uid if any."""
+    (workdir / "tmp").mkdir(exist_ok=True)
+    (workdir / "candidate.py").write_text(code, encoding="utf-8")
+    if uid is not None:
+        for path in (workdir, workdir / "tmp", workdir / "candidate.py"):
+            os.chown(path, uid, uid)
+
+
+async def run_candidate(
+    launcher: Launcher,
+    code: str,
+    spec: RunSpec,
+    workdir: Path,
+    env: dict[str, str],
+    uid: int | None = None,
+) -> RunOutcome:
+    """Run ``code`` once; every way it can end becomes a :class:`RunOutcome`.
+
+    Cancelling this coroutine kills the candidate's tree before the cancellation propagates.
+    """
+    prepare_workdir(workdir, code, uid)
+    start = time.monotonic()
+    result = PipeReader(head=MAX_REPORT_BYTES + 1, tail=0)
+    output = PipeReader(head=spec.max_output_kb * 512, tail=spec.max_output_kb * 512)
+    result_r, result_w = os.pipe()
+    output_r, output_w = os.pipe()
+    child: Launched | None = None
+    timed_out = False
+    returncode: int | None = None
+    try:
+        await result.start(result_r)
+        await output.start(output_r)
+        try:
+            child = await launcher.launch(workdir, spec.runner_config(uid), env, result_w, output_w)
+        finally:
+            os.close(result_w)
+            os.close(output_w)
+        try:
+            returncode = await asyncio.wait_for(child.wait(), spec.timeout_s)
+        except TimeoutError:
+            timed_out = True
+        child.kill()
+        if timed_out:
+            with contextlib.suppress(TimeoutError):
+                returncode = await asyncio.wait_for(child.wait(), _DRAIN_S)
+        await result.wait_eof(_DRAIN_S)
+        await output.wait_eof(0.2)
+    finally:
+        if child is not None:
+            child.kill()
+        result.close()
+        output.close()
+    ending = Ending(
+        report=result.data(),
+        report_truncated=result.total > MAX_REPORT_BYTES,
+        returncode=returncode,
+        timed_out=timed_out,
+        timeout_s=spec.timeout_s,
+        cpu_s=spec.cpu_s,
+        max_report_bytes=MAX_REPORT_BYTES,
+    )
+    status, value, message = decide(ending)
+    return RunOutcome(
+        status=status,
+        output=value,
+        message=message,
+        output_text=output.text(),
+        wall_time_s=time.monotonic() - start,
+    )
