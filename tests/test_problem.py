@@ -17,8 +17,8 @@ def _edit(folder: Path, old: str, new: str) -> None:
 
 def test_scaffolded_problem_loads(toy_dir: Path) -> None:
     p = load_problem(toy_dir)
-    assert p.spec.metrics.primary == "min_distance"
-    assert p.maximize and p.is_better(2.0, 1.0) and p.fitness(2.0) == 2.0
+    assert p.spec.metrics.primary == "energy"
+    assert not p.maximize and p.is_better(1.0, 2.0) and p.fitness(2.0) == -2.0
     assert "EVOLVE-BLOCK-START" in p.initial_code
     assert len(p.fingerprint) == 16
 

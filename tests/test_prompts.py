@@ -21,7 +21,7 @@ GOLDEN = Path(__file__).parent / "golden"
 def _program(pid: str, code: str, score: float, status: Status = Status.EVALUATED) -> Program:
     return Program(
         id=pid, run_id="r", iteration=1, parent_id=None, island=0, generation=0, code=code,
-        code_hash="h", status=status, metrics={"min_distance": score, "mean_nn_distance": score * 1.5},
+        code_hash="h", status=status, metrics={"energy": score, "min_distance": score / 1000},
         feedback="",
     )
 
@@ -35,11 +35,11 @@ def _check(name: str, text: str) -> None:
 
 @pytest.fixture
 def ctx(toy: Problem) -> PromptContext:
-    parent = _program("aaaaaaaa1111", toy.initial_code, 0.2).model_copy(update={"feedback": "points 3 and 4 are closest"})
+    parent = _program("aaaaaaaa1111", toy.initial_code, 130.775).model_copy(update={"feedback": "points 3 and 4 are closest"})
     return PromptContext(
         parent=parent,
-        top=(_program("bbbbbbbb2222", "def run():\n    return []\n", 0.25),),
-        diverse=(_program("cccccccc3333", "def run():\n    return [[0, 0]]\n", 0.1),),
+        top=(_program("bbbbbbbb2222", "def run():\n    return []\n", 120.5),),
+        diverse=(_program("cccccccc3333", "def run():\n    return [[0, 0]]\n", 140.25),),
         failures=(ErrorInfo(kind=Status.REJECTED, message="point 2 (1.2, 0.5) is outside the unit square"),),
     )
 
@@ -55,7 +55,7 @@ def test_diff_prompt_golden(toy: Problem, ctx: PromptContext) -> None:
 
 
 def test_crossover_prompt_shows_both_parents(toy: Problem, ctx: PromptContext) -> None:
-    other = _program("dddddddd4444", "def run():\n    return 'other'\n", 0.3)
+    other = _program("dddddddd4444", "def run():\n    return 'other'\n", 110.0)
     _, user = PromptBuilder(toy).render(PromptContext(parent=ctx.parent, mode="crossover", other=other))
     assert "return 'other'" in user.content and "EVOLVE-BLOCK-START" in user.content
     with pytest.raises(ValueError, match="second parent"):
@@ -66,11 +66,11 @@ def test_problem_can_override_a_template(toy: Problem, ctx: PromptContext) -> No
     (toy.root / "prompts").mkdir()
     (toy.root / "prompts" / "diff.j2").write_text("custom {{ primary }} for {{ parent.id }}")
     _, user = PromptBuilder(toy).render(ctx)
-    assert user.content == "custom min_distance for aaaaaaaa1111"
+    assert user.content == "custom energy for aaaaaaaa1111"
 
 
 def test_hidden_metrics_are_not_shown(toy: Problem, ctx: PromptContext) -> None:
-    spec = toy.spec.model_copy(update={"metrics": toy.spec.metrics.model_copy(update={"visible": ("min_distance",)})})
+    spec = toy.spec.model_copy(update={"metrics": toy.spec.metrics.model_copy(update={"visible": ("energy",)})})
     hidden = toy.model_copy(update={"spec": spec})
     _, user = PromptBuilder(hidden).render(ctx)
-    assert "min_distance=0.2" in user.content and "mean_nn_distance" not in user.content
+    assert "energy=130" in user.content and "min_distance" not in user.content

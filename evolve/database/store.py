@@ -153,6 +153,7 @@ class Database:
         check_transition(None, program.status)
         with self._tx() as s:
             s.add(_row_from_program(program, stdout_tail=stdout_tail, llm_call_id=llm_call_id, score=score))
+            s.flush()  # the program row first: inspirations reference it
             s.add_all(
                 InspirationRow(program_id=program.id, inspiration_id=iid, position=k)
                 for k, iid in enumerate(program.inspiration_ids)

@@ -1,4 +1,4 @@
-"""Starting program: 12 points in the unit square; the score is their smallest distance."""
+"""Starting program: 12 points in the unit square; the score is their energy, sum of 1/distance."""
 
 import numpy as np
 
