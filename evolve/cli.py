@@ -191,10 +191,10 @@ def main() -> None:
     try:
         cli()
     except UserError as exc:
-        err.print(f"evolve: error: {exc}", markup=False, highlight=False)
+        sys.stderr.write(f"evolve: error: {exc}\n")
         sys.exit(2)
     except RunAborted as exc:
-        err.print(f"evolve: run stopped: {exc}", markup=False, highlight=False)
+        sys.stderr.write(f"evolve: run stopped: {exc}\n")
         sys.exit(1)
 
 
