@@ -130,3 +130,25 @@ def test_kill_9_then_resume_loses_nothing_and_repeats_nothing(tmp_path: Path) ->
     con = sqlite3.connect(db)
     assert con.execute("select status from runs").fetchone()[0] == "finished"
     con.close()
+
+
+def test_ctrl_c_marks_the_run_interrupted_and_resume_finishes_it(tmp_path: Path) -> None:
+    evolve("init", "p", cwd=tmp_path)
+    db = tmp_path / "runs" / "c" / "evolve.db"
+    proc = subprocess.Popen(
+        [*EVOLVE, "run", "problem=p", "max_iterations=100", "run_name=c", "evaluator.concurrency=2"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (db.exists() and len(_programs(db)) >= 10):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    assert "evolve resume" in stderr
+    con = sqlite3.connect(db)
+    assert con.execute("select status from runs").fetchone()[0] == "interrupted"
+    con.close()
+    r = evolve("resume", "c", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert sorted(_programs(db)) == list(range(101))

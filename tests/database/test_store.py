@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import pytest
+
+from evolve.database import Database
+from evolve.errors import UserError
+from evolve.records import ErrorInfo, LLMReply, Message, Program, Status, TransitionError
+
+
+def _run(db: Database) -> None:
+    db.create_run("r", problem="p", problem_root="/p", fingerprint="f", config={"a": 1}, seed=0)
+
+
+def _prog(i: int, parent: str | None, status: Status = Status.PENDING, **kw: object) -> Program:
+    return Program(
+        id=f"p{i}", run_id="r", iteration=i, parent_id=parent, island=0, generation=i,
+        code=f"x = {i}\n", code_hash=f"h{i}", status=status, **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_duplicate_run_is_a_user_error(db: Database) -> None:
+    _run(db)
+    with pytest.raises(UserError, match="already exists"):
+        _run(db)
+
+
+def test_lifecycle_is_checked_on_write(db: Database) -> None:
+    _run(db)
+    db.add_program(_prog(0, None))
+    done = _prog(0, None, Status.EVALUATED, metrics={"s": 1.0})
+    db.finish_program(done, score=1.0)
+    with pytest.raises(TransitionError):
+        db.finish_program(_prog(0, None, Status.TIMEOUT))
+    with pytest.raises(TransitionError):
+        db.add_program(_prog(1, "p0", Status.EVALUATED))
+
+
+def test_lineage_best_and_lookup(db: Database) -> None:
+    _run(db)
+    db.add_program(_prog(0, None))
+    db.finish_program(_prog(0, None, Status.EVALUATED, metrics={"s": 1.0}), score=1.0)
+    db.add_program(_prog(1, "p0", inspiration_ids=("p0",)))
+    db.finish_program(_prog(1, "p0", Status.EVALUATED, metrics={"s": 3.0}), score=3.0)
+    db.add_program(_prog(2, "p1"))
+    err = ErrorInfo(kind=Status.TIMEOUT, message="killed after 1 s")
+    db.finish_program(_prog(2, "p1", Status.TIMEOUT, error=err))
+    assert [p.id for p in db.lineage("p2")] == ["p0", "p1", "p2"]
+    best_max = db.best_program("r", maximize=True)
+    best_min = db.best_program("r", maximize=False)
+    assert best_max is not None and best_max.id == "p1"
+    assert best_min is not None and best_min.id == "p0"
+    p2 = db.program("p2")
+    assert p2 is not None and p2.error == err
+    p1 = db.program("p1")
+    assert p1 is not None and p1.inspiration_ids == ("p0",)
+    assert db.find_program("r", "2") == db.program("p2")
+    assert db.status_counts("r") == {"evaluated": 2, "timeout": 1}
+
+
+def test_llm_calls_are_summed_per_model(db: Database) -> None:
+    _run(db)
+    msgs = (Message(role="user", content="hi"),)
+    db.add_llm_call("r", 1, msgs, LLMReply(model="m1", text="a", input_tokens=10, output_tokens=2, cost_usd=0.5), model="m1", mode="diff")
+    db.add_llm_call("r", 2, msgs, LLMReply(model="m1", text="b", input_tokens=5, output_tokens=1, cost_usd=0.25), model="m1", mode="diff")
+    db.add_llm_call("r", 3, msgs, None, model="m2", mode="diff", error=("rate_limit", "429"))
+    usage = {u["model"]: u for u in db.llm_usage("r")}
+    assert usage["m1"]["calls"] == 2 and usage["m1"]["input_tokens"] == 15 and usage["m1"]["cost_usd"] == 0.75
+    assert usage["m2"]["errors"] == 1
+    assert db.llm_replies("r") == {1: "a", 2: "b"}
+    assert db.model_iterations("r", "m1") == [1, 2]
