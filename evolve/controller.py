@@ -156,6 +156,7 @@ class Controller:
         self._finished = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._tg: asyncio.TaskGroup | None = None
+        self._accepting = False
         self._pool: ThreadPoolExecutor | None = None
 
     # -- public --------------------------------------------------------------------------------
@@ -171,10 +172,14 @@ class Controller:
                 self._tg = tg
                 if self.config.max_wall_time is not None:
                     self._spawn(self._wall_clock(self.config.max_wall_time))
-                self._apply_ready()
-                if self._next_apply > self._max_iter:
-                    self._finished.set()
-                await self._finished.wait()
+                self._accepting = True
+                try:
+                    self._apply_ready()
+                    if self._next_apply > self._max_iter:
+                        self._finished.set()
+                    await self._finished.wait()
+                finally:
+                    self._accepting = False  # the group is closing: start nothing new
                 for task in list(self._tasks):
                     task.cancel()
             status = "finished" if self._stop_reason is None else "stopped"
@@ -244,7 +249,9 @@ class Controller:
 
     # -- scheduling ---------------------------------------------------------------------------
     def _spawn(self, coro: Any) -> None:
-        assert self._tg is not None
+        if self._tg is None or not self._accepting:
+            coro.close()
+            return
         task = self._tg.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
