@@ -1,0 +1,158 @@
+"""A model behind Anthropic's Messages API, with prompt caching of the stable system prompt.
+
+The system message (problem description and rules, the same for every proposal of a run) is sent
+as one system content block marked ``cache_control: {"type": "ephemeral"}``, so repeated
+proposals read it from the prompt cache at a fraction of the input price. The client is
+injected (built by :mod:`evolve.llm.factory` with ``max_retries=0``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import anthropic
+import numpy as np
+from anthropic.types import Message as AnthropicMessage
+
+from evolve.llm.config import ModelSpec, RetryConfig
+from evolve.llm.errors import (
+    CallContext,
+    ProviderError,
+    classify_connection,
+    classify_status,
+    empty_reply,
+    malformed_reply,
+)
+from evolve.llm.pricing import Usage, cost_usd
+from evolve.llm.retry import call_with_retries
+from evolve.records import LLMReply, LLMRequest
+
+__all__ = ["AnthropicModel", "anthropic_params"]
+
+
+def anthropic_params(spec: ModelSpec, request: LLMRequest) -> dict[str, Any]:
+    """The ``messages.create`` arguments for ``request``: system messages become one cached block.
+
+    No sampling temperature: API version 2026-10-21 (the default of SDK 2.x) removed it and
+    answers 400 to a request that sends one; config validation rejects it for Anthropic models.
+    """
+    system = "\n\n".join(m.content for m in request.messages if m.role == "system")
+    params: dict[str, Any] = {
+        "model": spec.model,
+        "timeout": spec.timeout_s,
+        "max_tokens": spec.max_tokens,
+        "messages": [
+            {"role": m.role, "content": m.content} for m in request.messages if m.role != "system"
+        ],
+    }
+    if system:
+        params["system"] = [
+            {"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}
+        ]
+    if spec.extra_body:
+        params["extra_body"] = dict(spec.extra_body)
+    return params
+
+
+class AnthropicModel:
+    """One Claude model, retried and bounded in concurrency.
+
+    Args:
+        spec: the model's configuration.
+        client: the SDK client; shared by models on the same endpoint.
+        limiter: bounds requests in flight to the endpoint.
+        retry: the retry policy.
+        rng: jitter source for the backoff.
+    """
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        client: anthropic.AsyncAnthropic,
+        limiter: asyncio.Semaphore,
+        retry: RetryConfig,
+        rng: np.random.Generator,
+    ) -> None:
+        self._spec = spec
+        self._client = client
+        self._limiter = limiter
+        self._retry = retry
+        self._rng = rng
+        self._ctx = CallContext(
+            spec.provider, spec.model, spec.resolved_base_url(), spec.resolved_key_env()
+        )
+
+    @property
+    def name(self) -> str:
+        return self._spec.model
+
+    async def complete(self, request: LLMRequest) -> LLMReply:
+        """Ask the model for one completion, retrying retryable failures.
+
+        Raises:
+            LLMError: see :mod:`evolve.llm.errors` for the kinds.
+        """
+        return await call_with_retries(lambda: self._attempt(request), self._retry, self._rng)
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    async def _attempt(self, request: LLMRequest) -> LLMReply:
+        params = anthropic_params(self._spec, request)
+        async with self._limiter:
+            started = time.perf_counter()
+            try:
+                response = await self._client.messages.create(**params)
+            except anthropic.APIStatusError as exc:
+                raise self._status_error(exc) from exc
+            except anthropic.APITimeoutError as exc:
+                raise classify_connection(self._ctx, timed_out=True, detail=str(exc)) from exc
+            except anthropic.APIConnectionError as exc:
+                raise classify_connection(self._ctx, timed_out=False, detail=str(exc)) from exc
+            except anthropic.APIError as exc:  # e.g. a body that fails the SDK's validation
+                raise malformed_reply(self._ctx, str(exc)) from exc
+            latency = time.perf_counter() - started
+        try:
+            return self._reply(response, latency)
+        except (AttributeError, TypeError) as exc:  # the SDK builds responses without validation
+            raise malformed_reply(self._ctx, f"{type(exc).__name__}: {exc}") from exc
+
+    def _status_error(self, exc: anthropic.APIStatusError) -> ProviderError:
+        return classify_status(
+            self._ctx,
+            exc.status_code,
+            exc.api_message or exc.message,
+            code=exc.error_code or exc.type,
+            headers=dict(exc.response.headers.items()),
+        )
+
+    def _reply(self, response: AnthropicMessage, latency: float) -> LLMReply:
+        text = "".join(block.text for block in response.content if block.type == "text")
+        if not text.strip():
+            raise empty_reply(self._ctx, f"stop_reason={response.stop_reason}")
+        usage = _usage(response)
+        return LLMReply(
+            model=self._spec.model,
+            text=text,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            latency_s=latency,
+            cost_usd=cost_usd(usage, self._spec),
+        )
+
+
+def _usage(response: AnthropicMessage) -> Usage:
+    """Token counts of a message; Anthropic's ``input_tokens`` excludes cached tokens, so add them."""
+    usage = response.usage
+    read = usage.cache_read_input_tokens or 0
+    write = usage.cache_creation_input_tokens or 0
+    return Usage(
+        input_tokens=usage.input_tokens + read + write,
+        output_tokens=usage.output_tokens,
+        cache_read_tokens=read,
+        cache_write_tokens=write,
+    )

@@ -1,0 +1,159 @@
+"""A model behind the OpenAI chat-completions API: OpenAI itself or any compatible server.
+
+``provider: local`` (vLLM, Ollama, llama.cpp, SGLang, ...) uses this class too, with its own
+``base_url`` and, when the server needs none, a dummy key. The client is injected (built by
+:mod:`evolve.llm.factory` with ``max_retries=0``); this class maps a request to the API, the
+SDK's exceptions to :class:`~evolve.llm.errors.ProviderError`, and the response to an
+:class:`~evolve.records.LLMReply` with tokens, latency and cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import numpy as np
+import openai
+from openai.types.chat import ChatCompletion
+
+from evolve.llm.config import ModelSpec, RetryConfig
+from evolve.llm.errors import (
+    CallContext,
+    ProviderError,
+    classify_connection,
+    classify_status,
+    empty_reply,
+    malformed_reply,
+)
+from evolve.llm.pricing import Usage, cost_usd
+from evolve.llm.retry import call_with_retries
+from evolve.records import LLMReply, LLMRequest
+
+__all__ = ["OpenAIChatModel"]
+
+
+class OpenAIChatModel:
+    """One chat model on an OpenAI-compatible endpoint, retried and bounded in concurrency.
+
+    Args:
+        spec: the model's configuration.
+        client: the SDK client for the endpoint; shared by models on the same endpoint.
+        limiter: bounds requests in flight to the endpoint; shared with the client.
+        retry: the retry policy.
+        rng: jitter source for the backoff.
+    """
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        client: openai.AsyncOpenAI,
+        limiter: asyncio.Semaphore,
+        retry: RetryConfig,
+        rng: np.random.Generator,
+    ) -> None:
+        self._spec = spec
+        self._client = client
+        self._limiter = limiter
+        self._retry = retry
+        self._rng = rng
+        self._ctx = CallContext(
+            spec.provider, spec.model, spec.resolved_base_url(), spec.resolved_key_env()
+        )
+
+    @property
+    def name(self) -> str:
+        return self._spec.model
+
+    async def complete(self, request: LLMRequest) -> LLMReply:
+        """Ask the model for one completion, retrying retryable failures.
+
+        Raises:
+            LLMError: see :mod:`evolve.llm.errors` for the kinds.
+        """
+        return await call_with_retries(lambda: self._attempt(request), self._retry, self._rng)
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    def _params(self, request: LLMRequest) -> dict[str, Any]:
+        spec = self._spec
+        params: dict[str, Any] = {
+            "model": spec.model,
+            "timeout": spec.timeout_s,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        }
+        # OpenAI's own API replaced max_tokens with max_completion_tokens (reasoning models reject
+        # the old name); compatible servers mostly still expect max_tokens.
+        tokens_key = "max_completion_tokens" if spec.provider == "openai" else "max_tokens"
+        params[tokens_key] = spec.max_tokens
+        if spec.temperature is not None:
+            params["temperature"] = spec.temperature
+        if spec.extra_body:
+            params["extra_body"] = dict(spec.extra_body)
+        return params
+
+    async def _attempt(self, request: LLMRequest) -> LLMReply:
+        async with self._limiter:
+            started = time.perf_counter()
+            try:
+                response = await self._client.chat.completions.create(**self._params(request))
+            except openai.APIStatusError as exc:
+                raise self._status_error(exc) from exc
+            except openai.APITimeoutError as exc:
+                raise classify_connection(self._ctx, timed_out=True, detail=str(exc)) from exc
+            except openai.APIConnectionError as exc:
+                raise classify_connection(self._ctx, timed_out=False, detail=str(exc)) from exc
+            except openai.APIError as exc:  # e.g. a body that fails the SDK's validation
+                raise malformed_reply(self._ctx, str(exc)) from exc
+            latency = time.perf_counter() - started
+        try:
+            return self._reply(response, latency)
+        except (AttributeError, TypeError) as exc:  # the SDK builds responses without validation
+            raise malformed_reply(self._ctx, f"{type(exc).__name__}: {exc}") from exc
+
+    def _status_error(self, exc: openai.APIStatusError) -> ProviderError:
+        body = exc.body if isinstance(exc.body, dict) else {}
+        message = str(body.get("message") or exc.message)
+        return classify_status(
+            self._ctx,
+            exc.status_code,
+            message,
+            code=exc.code,
+            headers=dict(exc.response.headers.items()),
+        )
+
+    def _reply(self, response: ChatCompletion, latency: float) -> LLMReply:
+        if not isinstance(response.choices, list):
+            raise malformed_reply(self._ctx, "no choices field")
+        if not response.choices:
+            raise empty_reply(self._ctx, "no choices")
+        choice = response.choices[0]
+        text = choice.message.content or ""
+        if not text.strip():
+            raise empty_reply(self._ctx, f"finish_reason={choice.finish_reason}")
+        usage = _usage(response)
+        return LLMReply(
+            model=self._spec.model,
+            text=text,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            latency_s=latency,
+            cost_usd=cost_usd(usage, self._spec),
+        )
+
+
+def _usage(response: ChatCompletion) -> Usage:
+    """Token counts of a chat completion; ``prompt_tokens`` already includes cached tokens."""
+    usage = response.usage
+    if usage is None:
+        return Usage()
+    details = usage.prompt_tokens_details
+    return Usage(
+        input_tokens=usage.prompt_tokens,
+        output_tokens=usage.completion_tokens,
+        cache_read_tokens=(details.cached_tokens or 0) if details else 0,
+        cache_write_tokens=(details.cache_write_tokens or 0) if details else 0,
+    )
