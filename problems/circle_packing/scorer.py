@@ -79,12 +79,12 @@ def check_packing(circles: np.ndarray, tol: float = TOL) -> tuple[np.ndarray, np
     r = circles[:, 2]
     if (r < 0).any():
         i = int(np.argmin(r))
-        raise Rejected(f"circle {i} has negative radius {r[i]!r}; radii must be >= 0")
+        raise Rejected(f"circle {i} has negative radius {float(r[i])!r}; radii must be >= 0")
     overhang, overlap, dist = violations(circles)
     n_out = int((overhang > tol).sum())
     if n_out:
         i = int(np.argmax(overhang))
-        x, y, ri = circles[i]
+        x, y, ri = circles[i].tolist()
         raise Rejected(
             f"{n_out} circle(s) stick out of the unit square; worst is circle {i} "
             f"(x={x!r}, y={y!r}, r={ri!r}) by {overhang[i]:.3e}; need r <= x <= 1-r and r <= y <= 1-r"
@@ -94,7 +94,7 @@ def check_packing(circles: np.ndarray, tol: float = TOL) -> tuple[np.ndarray, np
         i, j = np.unravel_index(int(np.argmax(overlap)), overlap.shape)
         raise Rejected(
             f"{n_pairs} pair(s) of circles overlap; worst is circles {i} and {j} by "
-            f"{overlap[i, j]:.3e} (distance {dist[i, j]!r} < r{i}+r{j} = {r[i] + r[j]!r}); "
+            f"{overlap[i, j]:.3e} (distance {float(dist[i, j])!r} < r{i}+r{j} = {float(r[i] + r[j])!r}); "
             f"allowed overlap is {tol:g}"
         )
     return overhang, overlap
