@@ -24,7 +24,9 @@ from evolve.config import RunConfig, validate_config
 from evolve.controller import Controller, Progress, RunSummary
 from evolve.database import Database
 from evolve.errors import UserError
+from evolve.llm.base import LLM
 from evolve.llm.factory import build_llm
+from evolve.llm.replay import ReplayLLM, prompt_key
 from evolve.paths import bundled_dir
 from evolve.problem import Problem, load_problem
 from evolve.prompts import PromptBuilder
@@ -111,7 +113,9 @@ def build_controller(
     on_progress: Callable[[Progress], None] | None = None,
 ) -> Controller:
     """Wire the model layer, the evaluator and the prompts into a controller."""
-    llm = build_llm(config.llm, seed=config.seed, environ=os.environ)
+    llm = build_replay(config) if config.llm.provider == "replay" else build_llm(
+        config.llm, seed=config.seed, environ=os.environ
+    )
     evaluator = LocalEvaluator(problem, config.evaluator)
     return Controller(
         run_id=run_id,
@@ -123,6 +127,42 @@ def build_controller(
         prompts=PromptBuilder(problem),
         on_progress=on_progress,
     )
+
+
+def build_replay(config: RunConfig) -> LLM:
+    """A model that answers with the replies recorded in ``config.llm.replay_run``."""
+    assert config.llm.replay_run is not None
+    loc = locate_run(config.llm.replay_run, config.llm.replay_db, config.runs_dir)
+    db = open_db(loc)
+    try:
+        if db.get_run(loc.run_id) is None:
+            raise UserError(f"llm.replay_run: no run '{loc.run_id}' in {loc.db_url}")
+        recorded: dict[str, list[Any]] = {}
+        for prompt, reply in db.recorded_replies(loc.run_id):
+            recorded.setdefault(prompt_key(prompt), []).append(reply)
+    finally:
+        db.close()
+    return ReplayLLM(recorded, loc.run_id)
+
+
+def replay_config(loc: RunLocation, overrides: Sequence[str]) -> RunConfig:
+    """The config of a recorded run, pointed at its own replies, for a fresh run."""
+    db = open_db(loc)
+    try:
+        row = db.get_run(loc.run_id)
+        if row is None:
+            raise UserError(f"RUN: no run '{loc.run_id}' in {loc.db_url}")
+        stored = dict(row.config)
+    finally:
+        db.close()
+    stored["llm"] = {
+        **stored.get("llm", {}),
+        "provider": "replay",
+        "replay_run": str(loc.run_dir) if loc.run_dir is not None else loc.run_id,
+        "replay_db": None if loc.run_dir is not None else loc.db_url,
+    }
+    stored["run_name"] = None
+    return apply_overrides(stored, overrides)
 
 
 async def execute(controller: Controller) -> RunSummary:

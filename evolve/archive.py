@@ -77,7 +77,7 @@ def migration_plan(islands: Sequence[Sequence[Elite]], count: int) -> list[tuple
     k = len(islands)
     if k < 2:
         return []
-    moves = []
+    moves: list[tuple[Elite, int, int]] = []
     for i, elites in enumerate(islands):
         best = sorted(elites, key=lambda e: (-e.fitness, e.iteration))[:count]
         moves.extend((e, i, (i + 1) % k) for e in best)

@@ -85,6 +85,20 @@ def resume(
 
 
 @cli.command()
+def replay(
+    run: Annotated[str, typer.Argument(help="run folder or name under runs/ to reproduce")],
+    overrides: Overrides = None,
+    db: DbOpt = None,
+    runs_dir: RunsDir = "runs",
+) -> None:
+    """Reproduce a recorded run exactly from its stored model replies: no API, no cost."""
+    loc = wiring.locate_run(run, db, runs_dir)
+    config = wiring.replay_config(loc, overrides or [])
+    new_loc, problem, database = wiring.start_run(config)
+    _drive(config, problem, database, new_loc.run_id, new_loc.run_dir)
+
+
+@cli.command()
 def status(
     run: Annotated[str | None, typer.Argument(help="run folder or name; none lists all runs")] = None,
     db: DbOpt = None,
@@ -137,7 +151,7 @@ def lineage(
     loc = wiring.locate_run(run, db, runs_dir)
     database = wiring.open_db(loc)
     try:
-        chain, primary, maximize = report.lineage_of(database, loc.run_id, program)
+        chain, primary, _maximize = report.lineage_of(database, loc.run_id, program)
     finally:
         database.close()
     for renderable in report.lineage_view(chain, primary, diffs=diffs):
@@ -162,10 +176,12 @@ def eval_(
     problem = load_problem(problem_name)
     from evaluators.local import LocalEvaluator
 
+    code = path.read_text()
+
     async def go() -> str:
         evaluator = LocalEvaluator(problem, EvaluatorConfig(concurrency=1))
         try:
-            result = await evaluator.evaluate(path.read_text())
+            result = await evaluator.evaluate(code)
         finally:
             await evaluator.aclose()
         return json.dumps(result.model_dump(mode="json"), indent=2)

@@ -25,6 +25,10 @@ class EvaluatorConfig(_Cfg):
     concurrency: int | None = Field(default=None, ge=1, description="default: CPU count")
     isolation: Literal["auto", "bwrap", "process"] = "auto"
     python: str | None = Field(default=None, description="interpreter for candidates")
+    mode: Literal["warm", "cold"] = Field(
+        default="warm", description="warm: fork from a template with imports done; cold: fresh interpreter"
+    )
+    scorer_timeout_s: float = Field(default=60.0, gt=0, description="per call of the trusted scorer")
 
     def resolved_concurrency(self) -> int:
         return self.concurrency or os.cpu_count() or 1
@@ -55,6 +59,8 @@ class RunConfig(_Cfg):
     max_iterations: int = Field(default=300, ge=0)
     max_wall_time: float | None = Field(default=None, gt=0, description="seconds")
     target_score: float | None = None
+    max_cost_usd: float | None = Field(default=None, gt=0, description="stop when the model calls cost this")
+    max_tokens: int | None = Field(default=None, gt=0, description="stop when model tokens (in + out) reach this")
     progress: bool = True
     llm: LLMConfig = LLMConfig()
     evaluator: EvaluatorConfig = EvaluatorConfig()

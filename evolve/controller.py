@@ -27,7 +27,14 @@ from evolve.archive import Archive, Elite, cell_of, compute_features, migration_
 from evolve.codehash import code_hash
 from evolve.config import RunConfig
 from evolve.database import Database
-from evolve.diffs import DiffError, apply_edits, extract_program, merge_rewrite, parse_edits, unified_diff
+from evolve.diffs import (
+    DiffError,
+    apply_edits,
+    extract_program,
+    merge_rewrite,
+    parse_edits,
+    unified_diff,
+)
 from evolve.errors import UserError
 from evolve.llm.base import LLM, LLMError
 from evolve.problem import Problem
@@ -98,6 +105,7 @@ class _Stats:
     evaluations: int = 0
     failures: Counter[str] = field(default_factory=Counter)
     cost_usd: float = 0.0
+    tokens: int = 0
     started: float = field(default_factory=time.monotonic)
 
 
@@ -173,6 +181,7 @@ class Controller:
                 if self.config.max_wall_time is not None:
                     self._spawn(self._wall_clock(self.config.max_wall_time))
                 self._accepting = True
+                self._check_budgets()  # a resumed run may have spent its budget already
                 try:
                     self._apply_ready()
                     if self._next_apply > self._max_iter:
@@ -209,6 +218,9 @@ class Controller:
     async def _load(self) -> None:
         programs = await self._db_call(self._db.programs, self.run_id)
         replies = await self._db_call(self._db.llm_replies, self.run_id)
+        for usage in await self._db_call(self._db.llm_usage, self.run_id):
+            self._stats.cost_usd += float(usage["cost_usd"] or 0.0)
+            self._stats.tokens += int(usage["input_tokens"] or 0) + int(usage["output_tokens"] or 0)
         seen = {p.iteration for p in programs}
         self._reuse = {i: text for i, text in replies.items() if i not in seen}
         for p in programs:
@@ -356,7 +368,10 @@ class Controller:
             if reused is not None:
                 return LLMReply(model="(recorded)", text=reused), None
             request = LLMRequest(
-                messages=messages, mode=attempt.mode, parent_code=ctx.parent.code or "", seed=sel.seed
+                messages=messages,
+                mode="diff" if attempt.mode == "diff" else "rewrite",
+                parent_code=ctx.parent.code or "",
+                seed=sel.seed,
             )
             try:
                 reply = await self._llm.complete(request)
@@ -370,7 +385,7 @@ class Controller:
                 if not exc.retryable:
                     raise RunAborted(str(exc)) from exc
                 return None, call_id
-            self._stats.cost_usd += reply.cost_usd
+            self._charge(reply)
             self._models[sel.iteration] = (reply.model, reply.cost_usd)
             call_id = await self._db_call(
                 partial(self._db.add_llm_call, self.run_id, sel.iteration, messages, reply,
@@ -496,6 +511,21 @@ class Controller:
             self._spawn(self._db_call(self._db.add_migrations, self.run_id, logged))
 
     # -- budgets, progress, helpers -------------------------------------------------------------
+    def _charge(self, reply: LLMReply) -> None:
+        """Count a reply against the cost and token budgets; stop the run when one is spent."""
+        self._stats.cost_usd += reply.cost_usd
+        self._stats.tokens += reply.input_tokens + reply.output_tokens
+        self._check_budgets()
+
+    def _check_budgets(self) -> None:
+        cfg = self.config
+        if self._stop_reason is not None:
+            return
+        if cfg.max_cost_usd is not None and self._stats.cost_usd >= cfg.max_cost_usd:
+            self._stop(f"max_cost_usd {cfg.max_cost_usd:g} reached (${self._stats.cost_usd:.4f})")
+        elif cfg.max_tokens is not None and self._stats.tokens >= cfg.max_tokens:
+            self._stop(f"max_tokens {cfg.max_tokens} reached ({self._stats.tokens})")
+
     def _stop(self, reason: str) -> None:
         self._stop_reason = reason
         self._finished.set()
@@ -538,8 +568,10 @@ class Controller:
         )
 
     async def _db_call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a database call on the writer thread. Shielded: once asked for, a write happens
+        even if the task that asked is cancelled (a finished evaluation is never dropped)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, partial(fn, *args))
+        return await asyncio.shield(loop.run_in_executor(self._pool, partial(fn, *args)))
 
 
 def _result_of(p: Program) -> EvalResult:

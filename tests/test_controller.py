@@ -170,5 +170,63 @@ async def test_failing_initial_program_is_a_user_error(toy: Problem, tmp_path: P
 
     (toy.root / "initial.py").write_text("def run():\n    raise RuntimeError('broken start')\n")
     broken = load_problem(toy.root)
-    with pytest.raises(UserError, match="initial program failed \\(exception\\).*broken start"):
+    with pytest.raises(UserError, match=r"initial program failed \(exception\).*broken start"):
         await run_once(make_config(broken, tmp_path), broken, OfflineMutator())
+
+
+async def test_context_length_error_shrinks_the_prompt_and_retries(toy: Problem, tmp_path: Path, scripted: Any) -> None:
+    class Tight(scripted):  # type: ignore[misc, valid-type]
+        async def complete(self, request: LLMRequest) -> LLMReply:
+            if "## Best programs so far" in request.messages[1].content:
+                self.requests.append(request)
+                raise LLMError("prompt is too long", retryable=False, kind="context_length")
+            return await super().complete(request)
+
+    llm = Tight([IMPROVE])
+    config = make_config(toy, tmp_path, max_iterations=6, search={"islands": 1, "in_flight": 1})
+    summary, db, _ = await run_once(config, toy, llm)
+    assert summary.status == "finished"
+    assert db.status_counts("t").get("llm_error", 0) == 0
+    usage = {u["model"]: u for u in db.llm_usage("t")}
+    assert usage["scripted"]["errors"] >= 1  # the refused, longer prompts are recorded too
+    db.close()
+
+
+async def test_cost_budget_stops_the_run_cleanly_and_resume_respects_it(toy: Problem, tmp_path: Path, scripted: Any) -> None:
+    class Priced(scripted):  # type: ignore[misc, valid-type]
+        async def complete(self, request: LLMRequest) -> LLMReply:
+            reply = await super().complete(request)
+            return reply.model_copy(update={"cost_usd": 0.01})
+
+    config = make_config(toy, tmp_path, max_iterations=200, max_cost_usd=0.05)
+    summary, db, _ = await run_once(config, toy, Priced([IMPROVE, WRONG_COUNT]))
+    assert summary.status == "stopped" and "max_cost_usd" in summary.reason
+    calls = sum(int(u["calls"]) for u in db.llm_usage("t"))
+    assert 5 <= calls <= 5 + 4  # at most the proposals already in flight finish after the limit
+    llm = Priced([IMPROVE])
+    controller = make_controller(config, toy, db, llm)
+    try:
+        again = await controller.run()
+    finally:
+        await controller.aclose()
+    assert again.status == "stopped" and len(llm.requests) <= 4
+    db.close()
+
+
+async def test_replay_reproduces_a_run_exactly(toy: Problem, tmp_path: Path) -> None:
+    from evolve.app import build_replay
+
+    config = make_config(toy, tmp_path, run_name="orig", max_iterations=20, llm={"mode_weights": {"diff": 2.0, "rewrite": 1.0}})
+    _, db, _ = await run_once(config, toy, OfflineMutator(seed=5))
+    original = [(p.iteration, p.code_hash, p.status, p.metrics, p.mode) for p in db.programs("orig")]
+    db.close()
+    replay_cfg = config.model_copy(update={
+        "run_name": "again",
+        "llm": config.llm.model_copy(update={"provider": "replay", "replay_run": "orig"}),
+    })
+    llm = build_replay(replay_cfg)
+    _, db2, _ = await run_once(replay_cfg, toy, llm)
+    again = [(p.iteration, p.code_hash, p.status, p.metrics, p.mode) for p in db2.programs("again")]
+    assert again == original
+    assert all(u["cost_usd"] == 0 for u in db2.llm_usage("again"))
+    db2.close()

@@ -20,7 +20,7 @@ GOLDEN = Path(__file__).parent / "golden"
 
 def _program(pid: str, code: str, score: float, status: Status = Status.EVALUATED) -> Program:
     return Program(
-        id=pid, run_id="r", iteration=1, parent_id=None, island=0, generation=0, code=code,
+        id=pid, run_id="r", iteration=int(pid[-1]) * 7, parent_id=None, island=0, generation=0, code=code,
         code_hash="h", status=status, metrics={"energy": score, "min_distance": score / 1000},
         feedback="",
     )

@@ -303,6 +303,25 @@ class Database:
             )
             return {int(it): str(text) for it, text in s.execute(q)}
 
+    def recorded_replies(self, run_id: str) -> list[tuple[list[Any], LLMReply]]:
+        """Every successful call of the run, in order: (prompt messages, reply)."""
+        with self._tx() as s:
+            rows = s.scalars(
+                select(LLMCallRow)
+                .where(LLMCallRow.run_id == run_id, LLMCallRow.reply.is_not(None))
+                .order_by(LLMCallRow.id)
+            ).all()
+            return [
+                (
+                    list(r.prompt),
+                    LLMReply(
+                        model=r.model, text=r.reply or "", input_tokens=r.input_tokens,
+                        output_tokens=r.output_tokens, latency_s=r.latency_s, cost_usd=r.cost_usd,
+                    ),
+                )
+                for r in rows
+            ]
+
     def llm_usage(self, run_id: str) -> list[dict[str, Any]]:
         """Calls, tokens, cost, latency and errors per model."""
         with self._tx() as s:

@@ -141,7 +141,11 @@ class LLMConfig(_Frozen):
     ``ensemble`` the ``models`` list does, and the shortcut fields must be left unset.
     """
 
-    provider: Literal["offline", "openai", "anthropic", "local", "ensemble"] = "offline"
+    provider: Literal["offline", "openai", "anthropic", "local", "ensemble", "replay"] = "offline"
+    replay_run: str | None = Field(
+        default=None, description="replay: the run (folder, or id with replay_db) whose replies to replay"
+    )
+    replay_db: str | None = Field(default=None, description="replay: that run's database URL")
     # The one model of openai/anthropic/local: the fields of ModelSpec, documented there.
     model: str = Field(default="offline-mutator", min_length=1)
     base_url: str | None = None
@@ -182,6 +186,9 @@ class LLMConfig(_Frozen):
             raise ValueError(f"models: only provider ensemble takes a list, not {self.provider}")
         elif self.bandit is not None:
             raise ValueError("bandit: only provider ensemble uses a bandit")
+        elif self.provider == "replay":
+            if not self.replay_run:
+                raise ValueError("replay_run: provider replay needs the run to replay (llm.replay_run=RUN)")
         elif self.provider != "offline":
             if self.model == "offline-mutator":
                 raise ValueError(f"model: provider {self.provider} needs a model name")
@@ -206,7 +213,7 @@ class LLMConfig(_Frozen):
 
         Returns an empty tuple for ``offline``.
         """
-        if self.provider == "offline":
+        if self.provider in ("offline", "replay"):
             return ()
         if self.provider == "ensemble":
             return self.models
