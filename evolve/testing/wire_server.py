@@ -151,8 +151,11 @@ def _text_of(content: Any) -> str:
 
 
 def parent_program(prompt: str) -> str | None:
-    """The parent program in a prompt: the first python fence holding an EVOLVE-BLOCK, else the
-    first python fence, else None."""
+    """The parent program in a prompt: the fence after evolve's "## Current program" heading,
+    else the first python fence holding an EVOLVE-BLOCK, else the first python fence, else None."""
+    marker = prompt.find("## Current program")
+    if marker >= 0 and (current := _FENCE_RE.search(prompt, marker)) is not None:
+        return str(current.group(1))
     fences = _FENCE_RE.findall(prompt)
     for code in fences:
         if "EVOLVE-BLOCK-START" in code:

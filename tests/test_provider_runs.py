@@ -1,0 +1,72 @@
+"""Whole runs through the real SDK clients against the local wire-protocol server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from evolve.app import build_controller, start_run
+from evolve.config import RunConfig
+from evolve.problem import Problem
+from evolve.report import run_status
+from evolve.testing.wire_server import FailureMix, WireServer
+
+
+def _config(problem: Problem, tmp_path: Path, llm: dict[str, Any], **over: Any) -> RunConfig:
+    return RunConfig.model_validate({
+        "problem": str(problem.root), "runs_dir": str(tmp_path / "runs"), "run_name": "w",
+        "max_iterations": 24, "progress": False, "evaluator": {"concurrency": 2},
+        "search": {"islands": 2, "in_flight": 4},
+        "llm": {**llm, "retry": {"initial_delay_s": 0.01, "max_delay_s": 0.05, "max_retries": 1}},
+        **over,
+    })
+
+
+async def _run(config: RunConfig) -> Any:
+    _loc, problem, db = start_run(config)
+    controller = build_controller(run_id="w", config=config, problem=problem, db=db)
+    try:
+        summary = await controller.run()
+    finally:
+        await controller.aclose()
+    return summary, db
+
+
+async def test_local_server_with_failures_and_garbage_completes_and_reports_kinds(toy: Problem, tmp_path: Path) -> None:
+    async with WireServer(FailureMix(latency_s=0.0, fail_rate=0.2, garbage_rate=0.2, seed=3)) as server:
+        config = _config(toy, tmp_path, {
+            "provider": "local", "model": "qwen-local", "base_url": server.openai_base_url,
+            "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0,
+        })
+        summary, db = await _run(config)
+    assert summary.status == "finished" and summary.iterations == 24
+    counts = db.status_counts("w")
+    assert sum(counts.values()) == 25
+    assert counts.get("diff_error", 0) >= 1  # the garbage replies
+    assert counts.get("evaluated", 0) >= 5
+    usage = db.llm_usage("w")
+    assert usage[0]["model"] == "qwen-local" and usage[0]["input_tokens"] > 0 and usage[0]["cost_usd"] > 0
+    console = Console(record=True, width=200)
+    console.print(run_status(db, "w"))
+    text = console.export_text()
+    assert "diff_error" in text and "qwen-local" in text
+    db.close()
+
+
+async def test_anthropic_protocol_run(toy: Problem, tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setenv("TEST_ANTHROPIC_KEY", "sk-test")
+    async with WireServer(FailureMix(seed=1)) as server:
+        config = _config(toy, tmp_path, {
+            "provider": "anthropic", "model": "claude-test", "base_url": server.anthropic_base_url,
+            "api_key_env": "TEST_ANTHROPIC_KEY",
+        }, max_iterations=8)
+        summary, db = await _run(config)
+        seen = server.seen("anthropic")
+    assert summary.status == "finished"
+    assert summary.best is not None and summary.initial_score is not None
+    assert summary.best.metrics["energy"] <= summary.initial_score
+    assert len(seen) == 8
+    assert seen[0].body["system"][0]["cache_control"] == {"type": "ephemeral"}
+    db.close()
