@@ -47,7 +47,14 @@ class SearchConfig(_Cfg):
     temperature: float = Field(default=1.0, gt=0, description="softmax temperature on ranks")
     top_inspirations: int = Field(default=2, ge=0)
     diverse_inspirations: int = Field(default=2, ge=0)
-    in_flight: int | None = Field(default=None, ge=1, description="proposals in flight; default 2x eval concurrency")
+    in_flight: int | None = Field(
+        default=None, ge=1, description="model calls in flight at once; default 2x eval concurrency"
+    )
+    lag: int | None = Field(
+        default=None,
+        ge=1,
+        description="iteration i picks its parent once i - lag is applied; default in_flight + 2x eval concurrency",
+    )
     feedback_failures: int = Field(default=3, ge=0, description="recent failed children shown in prompts")
 
 

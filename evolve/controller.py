@@ -1,8 +1,9 @@
 """The discovery loop: select, prompt, propose, evaluate, record, archive.
 
 Several proposals are in flight at once, but results enter the archive strictly in iteration
-order, and the parent of iteration ``i`` is chosen right after iteration ``i - in_flight`` is
-applied, with an RNG seeded by ``(seed, i)``. So a seeded run makes the same choices however
+order, and the parent of iteration ``i`` is chosen right after iteration ``i - lag`` is applied,
+with an RNG seeded by ``(seed, i)``. Model calls are bounded by ``in_flight`` and evaluations by
+the evaluator's concurrency, so calls for later iterations overlap evaluations of earlier ones. So a seeded run makes the same choices however
 fast the model or the sandbox answers, and a resumed run rebuilds exactly the state it stopped in
 by replaying the database in order.
 """
@@ -97,6 +98,7 @@ class Selection:
     top: tuple[Program, ...]
     diverse: tuple[Program, ...]
     other: Program | None
+    failures: tuple[ErrorInfo, ...]
     seed: int
 
 
@@ -145,7 +147,10 @@ class Controller:
         self._prompts = prompts
         self._on_progress = on_progress
         search = config.search
-        self._k = search.in_flight or 2 * config.evaluator.resolved_concurrency()
+        concurrency = config.evaluator.resolved_concurrency()
+        self._in_flight = search.in_flight or 2 * concurrency
+        self._k = search.lag or self._in_flight + 2 * concurrency
+        self._llm_slots = asyncio.Semaphore(self._in_flight)
         self._max_iter = config.max_iterations
         self._archive = Archive(search.islands, problem.spec.features)
         self._programs: dict[str, Program] = {}
@@ -269,7 +274,7 @@ class Controller:
         task.add_done_callback(self._tasks.discard)
 
     def _schedule(self) -> None:
-        """After iteration j is applied, iterations up to j + in_flight may start."""
+        """After iteration j is applied, iterations up to j + lag may start."""
         limit = min(self._next_apply - 1 + self._k, self._max_iter)
         while self._scheduled < limit and self._stop_reason is None:
             self._scheduled += 1
@@ -308,6 +313,7 @@ class Controller:
             top=tuple(self._programs[e.program_id] for e in top),
             diverse=tuple(self._programs[e.program_id] for e in diverse),
             other=other,
+            failures=tuple(self._failures.get(parent.program_id, ())),
             seed=int(rng.integers(2**31 - 1)),
         )
 
@@ -321,7 +327,7 @@ class Controller:
             mode=sel.mode,
             top=sel.top,
             diverse=sel.diverse,
-            failures=tuple(self._failures.get(parent.id, ())),
+            failures=sel.failures,
             other=sel.other,
         )
         base = Program(
@@ -374,7 +380,8 @@ class Controller:
                 seed=sel.seed,
             )
             try:
-                reply = await self._llm.complete(request)
+                async with self._llm_slots:
+                    reply = await self._llm.complete(request)
             except LLMError as exc:
                 call_id = await self._db_call(
                     partial(self._db.add_llm_call, self.run_id, sel.iteration, messages, None,

@@ -43,7 +43,7 @@ def make_config(problem: Problem, tmp_path: Path, **over: Any) -> RunConfig:
         "run_name": over.pop("run_name", "t"),
         "max_iterations": 8,
         "progress": False,
-        "search": {"islands": 2, "in_flight": 4},
+        "search": {"islands": 2, "in_flight": 2, "lag": 3},
         "evaluator": {"concurrency": 2},
     }
     for key, value in over.items():

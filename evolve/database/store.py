@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy import Engine, create_engine, event, func, insert, select, update
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,7 +26,16 @@ from evolve.database.models import (
     utcnow,
 )
 from evolve.errors import UserError
-from evolve.records import ErrorInfo, LLMReply, Message, Program, Status, check_transition, jsonable
+from evolve.records import (
+    TRANSITIONS,
+    ErrorInfo,
+    LLMReply,
+    Message,
+    Program,
+    Status,
+    check_transition,
+    jsonable,
+)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -151,34 +160,58 @@ class Database:
                     score: float | None = None) -> None:
         """Insert a new program (pending, or already terminal for llm/diff errors)."""
         check_transition(None, program.status)
+        row = _values_of(program, stdout_tail=stdout_tail, llm_call_id=llm_call_id, score=score)
+        with self._engine.begin() as conn:  # Core statements: this is on every iteration's path
+            conn.execute(insert(ProgramRow), [row])
+            if program.inspiration_ids:
+                conn.execute(
+                    insert(InspirationRow),
+                    [
+                        {"program_id": program.id, "inspiration_id": iid, "position": k}
+                        for k, iid in enumerate(program.inspiration_ids)
+                    ],
+                )
+
+    def bulk_add_programs(self, programs: Sequence[Program], *, primary: str) -> None:
+        """Insert finished programs in one transaction (imports, benchmarks)."""
         with self._tx() as s:
-            s.add(_row_from_program(program, stdout_tail=stdout_tail, llm_call_id=llm_call_id, score=score))
-            s.flush()  # the program row first: inspirations reference it
-            s.add_all(
-                InspirationRow(program_id=program.id, inspiration_id=iid, position=k)
-                for k, iid in enumerate(program.inspiration_ids)
+            s.execute(
+                insert(ProgramRow),
+                [_values_of(p, stdout_tail="", llm_call_id=None, score=p.score(primary)) for p in programs],
             )
 
     def finish_program(self, program: Program, *, stdout_tail: str = "", score: float | None = None) -> None:
         """Write the evaluation outcome of a pending program; checks the lifecycle move."""
-        with self._tx() as s:
-            row = s.get(ProgramRow, program.id)
-            if row is None:
-                raise KeyError(program.id)
-            check_transition(Status(row.status), program.status)
-            row.status = program.status.value
-            row.metrics = jsonable(program.metrics)
-            row.features = jsonable(program.features)
-            row.cell = list(program.cell) if program.cell is not None else None
-            row.score = score
-            row.feedback = program.feedback
-            row.stdout_tail = stdout_tail
-            row.timings = jsonable(program.timings)
-            row.evaluated_at = utcnow()
-            if program.error is not None:
-                row.error_kind = program.error.kind.value
-                row.error_message = program.error.message
-                row.error_stage = program.error.stage
+        values: dict[str, Any] = {
+            "status": program.status.value,
+            "metrics": jsonable(program.metrics),
+            "features": jsonable(program.features),
+            "cell": list(program.cell) if program.cell is not None else None,
+            "score": score,
+            "feedback": program.feedback,
+            "stdout_tail": stdout_tail,
+            "timings": jsonable(program.timings),
+            "evaluated_at": utcnow(),
+        }
+        if program.error is not None:
+            values |= {
+                "error_kind": program.error.kind.value,
+                "error_message": program.error.message,
+                "error_stage": program.error.stage,
+            }
+        with self._engine.begin() as conn:
+            # one conditional UPDATE: the row moves only from a status that allows this move
+            allowed_from = [old.value for old, new in TRANSITIONS.items() if old is not None and program.status in new]
+            done = conn.execute(
+                update(ProgramRow)
+                .where(ProgramRow.id == program.id, ProgramRow.status.in_(allowed_from))
+                .values(**values)
+            )
+            if done.rowcount != 1:
+                old = conn.execute(select(ProgramRow.status).where(ProgramRow.id == program.id)).scalar()
+                if old is None:
+                    raise KeyError(program.id)
+                check_transition(Status(old), program.status)
 
     def programs(self, run_id: str, *, with_inspirations: bool = False) -> list[Program]:
         """Every program of the run, in iteration order."""
@@ -274,24 +307,24 @@ class Database:
         mode: str,
         error: tuple[str, str] | None = None,
     ) -> int:
-        with self._tx() as s:
-            row = LLMCallRow(
-                run_id=run_id,
-                iteration=iteration,
-                model=reply.model if reply else model,
-                mode=mode,
-                prompt=[m.model_dump() for m in messages],
-                reply=reply.text if reply else None,
-                input_tokens=reply.input_tokens if reply else 0,
-                output_tokens=reply.output_tokens if reply else 0,
-                latency_s=reply.latency_s if reply else 0.0,
-                cost_usd=reply.cost_usd if reply else 0.0,
-                error_kind=error[0] if error else None,
-                error_message=error[1] if error else None,
-            )
-            s.add(row)
-            s.flush()
-            return int(row.id)
+        row = {
+            "run_id": run_id,
+            "iteration": iteration,
+            "model": reply.model if reply else model,
+            "mode": mode,
+            "prompt": [m.model_dump() for m in messages],
+            "reply": reply.text if reply else None,
+            "input_tokens": reply.input_tokens if reply else 0,
+            "output_tokens": reply.output_tokens if reply else 0,
+            "latency_s": reply.latency_s if reply else 0.0,
+            "cost_usd": reply.cost_usd if reply else 0.0,
+            "error_kind": error[0] if error else None,
+            "error_message": error[1] if error else None,
+            "created_at": utcnow(),
+        }
+        with self._engine.begin() as conn:
+            result = conn.execute(insert(LLMCallRow).returning(LLMCallRow.id), [row])
+            return int(result.scalar_one())
 
     def llm_replies(self, run_id: str) -> dict[int, str]:
         """The last successful reply text per iteration (reused on resume, and by replay)."""
@@ -357,31 +390,31 @@ class Database:
             )
 
 
-def _row_from_program(
-    p: Program, *, stdout_tail: str, llm_call_id: int | None, score: float | None
-) -> ProgramRow:
-    return ProgramRow(
-        id=p.id,
-        run_id=p.run_id,
-        iteration=p.iteration,
-        parent_id=p.parent_id,
-        island=p.island,
-        generation=p.generation,
-        mode=p.mode,
-        code=p.code,
-        code_hash=p.code_hash,
-        diff=p.diff,
-        status=p.status.value,
-        score=score,
-        metrics=jsonable(p.metrics),
-        features=jsonable(p.features),
-        cell=list(p.cell) if p.cell is not None else None,
-        error_kind=p.error.kind.value if p.error else None,
-        error_message=p.error.message if p.error else None,
-        error_stage=p.error.stage if p.error else None,
-        feedback=p.feedback,
-        stdout_tail=stdout_tail,
-        timings=jsonable(p.timings),
-        llm_call_id=llm_call_id,
-        evaluated_at=utcnow() if p.status.is_terminal else None,
-    )
+def _values_of(p: Program, *, stdout_tail: str, llm_call_id: int | None, score: float | None) -> dict[str, Any]:
+    """A program as the column values of its row."""
+    return {
+        "id": p.id,
+        "run_id": p.run_id,
+        "iteration": p.iteration,
+        "parent_id": p.parent_id,
+        "island": p.island,
+        "generation": p.generation,
+        "mode": p.mode,
+        "code": p.code,
+        "code_hash": p.code_hash,
+        "diff": p.diff,
+        "status": p.status.value,
+        "score": score,
+        "metrics": jsonable(p.metrics),
+        "features": jsonable(p.features),
+        "cell": list(p.cell) if p.cell is not None else None,
+        "error_kind": p.error.kind.value if p.error else None,
+        "error_message": p.error.message if p.error else None,
+        "error_stage": p.error.stage if p.error else None,
+        "feedback": p.feedback,
+        "stdout_tail": stdout_tail,
+        "timings": jsonable(p.timings),
+        "llm_call_id": llm_call_id,
+        "created_at": utcnow(),
+        "evaluated_at": utcnow() if p.status.is_terminal else None,
+    }

@@ -1,25 +1,5 @@
-"""Test doubles that speak real wire protocols, for tests, benchmarks and demos without a network."""
+"""Test doubles that speak real wire protocols, for tests, benchmarks and demos without a network.
 
-from evolve.testing.wire_server import (
-    Drop,
-    Fail,
-    FailureMix,
-    Hang,
-    Malformed,
-    Reply,
-    SeenRequest,
-    WireServer,
-    serve_in_thread,
-)
-
-__all__ = [
-    "Drop",
-    "Fail",
-    "FailureMix",
-    "Hang",
-    "Malformed",
-    "Reply",
-    "SeenRequest",
-    "WireServer",
-    "serve_in_thread",
-]
+Import from :mod:`evolve.testing.wire_server` (kept out of this package's namespace so that
+``python -m evolve.testing.wire_server`` runs it cleanly).
+"""
