@@ -63,7 +63,7 @@ class RunConfig(_Cfg):
     run_name: str | None = None
     runs_dir: str = "runs"
     seed: int = 0
-    max_iterations: int = Field(default=300, ge=0)
+    max_iterations: int = Field(default=500, ge=0)
     max_wall_time: float | None = Field(default=None, gt=0, description="seconds")
     target_score: float | None = None
     max_cost_usd: float | None = Field(default=None, gt=0, description="stop when the model calls cost this")

@@ -27,6 +27,8 @@ def progress_table(p: Progress, *, title: str) -> RenderableType:
     gain = ""
     if p.best_score is not None and p.initial_score is not None:
         gain = f"  (initial {fmt_score(p.initial_score)}, {p.best_score - p.initial_score:+.6g})"
+    bar = ProgressBar(total=max(1, p.max_iterations), completed=p.applied, width=50)
+    table.add_row("progress", bar)
     table.add_row("iteration", f"{p.applied} / {p.max_iterations}   in flight {p.in_flight}")
     table.add_row("best", Text(fmt_score(p.best_score), style="bold green") + Text(gain))
     table.add_row("evaluations", f"{p.evaluations}   {p.evals_per_s:.1f}/s   elapsed {p.elapsed_s:.0f} s")
@@ -35,8 +37,7 @@ def progress_table(p: Progress, *, title: str) -> RenderableType:
     table.add_row("archive", "  ".join(f"island {i}: {c:.0%}" for i, c in enumerate(p.coverage)))
     if p.cost_usd:
         table.add_row("cost", f"${p.cost_usd:.4f}")
-    bar = ProgressBar(total=max(1, p.max_iterations), completed=p.applied, width=60)
-    return Group(Text(title, style="bold"), bar, table)
+    return Group(Text(title, style="bold"), table)
 
 
 def progress_line(p: Progress) -> str:
