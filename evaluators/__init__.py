@@ -1,6 +1,8 @@
 """Evaluation backends: run untrusted candidate programs in a sandbox and score their output."""
 
 from evaluators.base import Evaluator
+from evaluators.isolation import Isolation, SandboxUnavailable
 from evaluators.local import LocalEvaluator
+from evaluators.scorer import ScorerLoadError
 
-__all__ = ["Evaluator", "LocalEvaluator"]
+__all__ = ["Evaluator", "Isolation", "LocalEvaluator", "SandboxUnavailable", "ScorerLoadError"]

@@ -26,19 +26,26 @@ from __future__ import annotations
 
 import array
 import contextlib
+import ctypes
+import functools
 import gc
 import json
 import os
 import resource
+import select
 import signal
 import socket
 import sys
+import time
 import traceback
 import types
 from typing import Any
 
 CANDIDATE_FILE = "candidate.py"
+CONFIG_FILE = ".runner.json"
 _TRACE_LINES = 12
+_PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
 _MEMORY_REPORT = b'{"status": "memory", "message": "MemoryError: the program ran out of memory"}'
 
 
@@ -81,6 +88,23 @@ def apply_limits(limits: dict[str, Any]) -> None:
         value = limits.get(key)
         if value:
             resource.setrlimit(getattr(resource, name), (int(value), int(value)))
+    extra = limits.get("nproc_extra")
+    if extra and os.getuid() != 0:
+        # Running as the evaluator's own (non-root) user: the limit counts all of that user's
+        # processes, so allow what exists now plus the candidate's share.
+        total = _processes_of_my_uid() + int(extra)
+        resource.setrlimit(resource.RLIMIT_NPROC, (total, total))
+
+
+def _processes_of_my_uid() -> int:
+    uid = os.getuid()
+    count = 0
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            with contextlib.suppress(OSError):
+                if os.stat(f"/proc/{name}").st_uid == uid:
+                    count += 1
+    return count
 
 
 def drop_privileges(uid: int | None, gid: int | None) -> None:
@@ -90,6 +114,25 @@ def drop_privileges(uid: int | None, gid: int | None) -> None:
     os.setgroups([])
     os.setgid(gid if gid is not None else uid)
     os.setuid(uid)
+    if os.getuid() != uid or os.geteuid() != uid:
+        raise PermissionError(f"could not drop to uid {uid}")
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _prctl(option: int, arg: int) -> None:
+    if _libc().prctl(option, arg, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), f"prctl({option}) failed")
+
+
+def join_cgroup(procs_file: str | None) -> None:
+    """Enter the slot's pids cgroup so that every descendant is counted and can be killed."""
+    if procs_file:
+        with open(procs_file, "w", encoding="ascii") as fh:
+            fh.write(str(os.getpid()))
 
 
 def run_candidate(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -146,11 +189,24 @@ def encode_report(report: dict[str, Any]) -> bytes:
     return json.dumps({"status": "bad_output", "message": msg}).encode()
 
 
+def _setup_failure(exc: BaseException) -> bytes:
+    message = f"sandbox setup failed: {type(exc).__name__}: {exc}"
+    return json.dumps({"status": "sandbox_error", "message": message}).encode()
+
+
 def execute(cfg: dict[str, Any], result_fd: int) -> None:
     """Limits, privileges, candidate, report; then exit this process without cleanup."""
     try:
-        apply_limits(cfg.get("limits", {}))
-        drop_privileges(cfg.get("uid"), cfg.get("gid"))
+        try:
+            os.environ.clear()
+            os.environ.update(cfg.get("env", {}))
+            join_cgroup(cfg.get("cgroup_procs"))
+            apply_limits(cfg.get("limits", {}))
+            drop_privileges(cfg.get("uid"), cfg.get("gid"))
+            _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except Exception as exc:
+            _write_all(result_fd, _setup_failure(exc))
+            os._exit(0)
         report = run_candidate(cfg)
         if report.get("status") == "memory":
             gc.collect()
@@ -177,85 +233,171 @@ def _private_result_fd() -> int:
     return result_fd
 
 
+def _load_config(path: str) -> dict[str, Any]:
+    """Read the run's config from the working directory and delete it before the candidate runs."""
+    with open(path, encoding="utf-8") as fh:
+        cfg: dict[str, Any] = json.load(fh)
+    os.unlink(path)
+    return cfg
+
+
 def main_run(config_path: str) -> None:
     """Cold mode: one candidate in this process, config from a file in the working directory."""
-    with open(config_path, encoding="utf-8") as fh:
-        cfg = json.load(fh)
-    os.unlink(config_path)
+    os.chdir(os.path.dirname(os.path.abspath(config_path)))
+    cfg = _load_config(config_path)
     result_fd = _private_result_fd()
     execute(cfg, result_fd)
 
 
-def _recv_request(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
-    """One request from the warm pool: a JSON line and the candidate's two pipe fds."""
-    buf = b""
+def _recv_message(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
+    """One message from the pool (a SOCK_SEQPACKET keeps boundaries), with its fds."""
+    msg, ancdata, _flags, _addr = sock.recvmsg(1 << 16, socket.CMSG_SPACE(2 * 4))
+    if not msg:
+        return None
     fds: list[int] = []
-    while not buf.endswith(b"\n"):
-        msg, ancdata, _flags, _addr = sock.recvmsg(1 << 20, socket.CMSG_SPACE(2 * 4))
-        if not msg:
-            return None
-        for level, kind, data in ancdata:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                arr = array.array("i")
-                arr.frombytes(data[: len(data) - (len(data) % arr.itemsize)])
-                fds.extend(arr)
-        buf += msg
-    return json.loads(buf), fds
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            arr = array.array("i")
+            arr.frombytes(data[: len(data) - (len(data) % arr.itemsize)])
+            fds.extend(arr)
+    return json.loads(msg), fds
 
 
-def _fork_candidate(cfg: dict[str, Any], fds: list[int], sock: socket.socket) -> int:
-    """Fork a child with the request's pipes as its result channel and stdout/stderr."""
+def _open_fds() -> list[int]:
+    """This process's open fds (listing them is far cheaper than closing 65536 numbers)."""
+    try:
+        return [int(fd) for fd in os.listdir("/proc/self/fd")]
+    except OSError:
+        return list(range(3, 1024))
+
+
+def _fork_candidate(workdir: str, fds: list[int]) -> int:
+    """Fork a child whose fd 1/2 is the output pipe and fd 3 the private result channel."""
     pid = os.fork()
     if pid:
         for fd in fds:
             os.close(fd)
         return pid
     try:
-        sock.close()
         os.setsid()
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGINT, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_DFL)
         result_w, output_w = fds
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.dup2(output_w, 1)
         os.dup2(output_w, 2)
-        os.close(null)
-        os.close(output_w)
-        os.chdir(cfg["workdir"])
-        os.environ.clear()
-        os.environ.update(cfg["env"])
-        execute(cfg, result_w)
+        os.dup2(result_w, 3)
+        for fd in _open_fds():
+            if fd > 3:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        os.set_inheritable(3, False)
+        os.chdir(workdir)
+        execute(_load_config(CONFIG_FILE), 3)
     finally:
         os._exit(70)
+
+
+def _children_of(parent: int) -> list[int]:
+    """Direct children of ``parent``: from the kernel's list when it has one, else /proc."""
+    try:
+        with open(f"/proc/{parent}/task/{parent}/children", encoding="ascii") as fh:
+            return [int(x) for x in fh.read().split()]
+    except OSError:
+        pass
+    kids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", encoding="ascii", errors="replace") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent:
+            kids.append(int(name))
+    return kids
+
+
+def _kill_everything(pid: int) -> None:
+    """SIGKILL the candidate's group and every process this subreaper adopted; reap them."""
+    with contextlib.suppress(OSError):
+        os.killpg(pid, signal.SIGKILL)
+    me = os.getpid()
+    for _ in range(1000):
+        kids = _children_of(me)
+        for kid in kids:
+            with contextlib.suppress(OSError):
+                os.kill(kid, signal.SIGKILL)
+        while True:
+            try:
+                reaped, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if reaped == 0:
+                break
+        if not kids:
+            return
+        time.sleep(0.002)
+
+
+def _supervise(sock: socket.socket, pid: int) -> int:
+    """Wait for the candidate to end, killing it early if the pool asks; its wait status."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        while True:
+            ready, _, _ = select.select([sock.fileno(), pidfd], [], [])
+            if pidfd in ready:
+                _, status = os.waitpid(pid, 0)
+                return status
+            message = _recv_message(sock)
+            if message is None:  # the pool is gone: nothing may outlive it
+                _kill_everything(pid)
+                os._exit(0)
+            _kill_everything(pid)
+    finally:
+        os.close(pidfd)
 
 
 def serve(sock_fd: int) -> None:
     """Warm-pool template: pre-import modules, then fork a fresh child per request.
 
-    Requests arrive on a unix socket (the fd is inherited) as one JSON line each with two fds
-    attached (result pipe, output pipe). For each, the template replies ``{"pid": N}`` once the
-    child is forked and ``{"pid": N, "wait_status": S}`` once it has been reaped. The child
-    starts its own session, so the pool can kill its process group, and inherits nothing of
-    a previous candidate because every candidate is a fresh fork of this untouched template.
+    Requests arrive on a unix SOCK_SEQPACKET socket (an inherited fd) as one JSON message each,
+    ``{"workdir": path}`` with two fds attached (result pipe, output pipe); the run's config is
+    ``.runner.json`` in that directory, as for a cold run. For each, the template replies ``{"pid": N}`` once the
+    child is forked and ``{"pid": N, "wait_status": S}`` once it has ended and everything it
+    started has been killed and reaped. A ``{"kill": N}`` message meanwhile kills it early.
+
+    The template is a child subreaper, so descendants that daemonize are re-parented to it
+    and die with the candidate; the child starts its own session, applies the same limits as a
+    cold run, and inherits nothing of earlier candidates because each is a fresh fork of this
+    untouched template.
     """
     sock = socket.socket(fileno=sock_fd)
     with open(os.devnull, "wb") as null:
         os.dup2(null.fileno(), 1)
+    _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    _libc()
     for name in json.loads(os.environ.pop("EVOLVE_WARM_IMPORTS", "[]")):
         with contextlib.suppress(Exception):  # the candidate sees the real ImportError itself
             __import__(name)
     gc.collect()
     gc.freeze()
     while True:
-        request = _recv_request(sock)
+        request = _recv_message(sock)
         if request is None:
             return
-        cfg, fds = request
-        pid = _fork_candidate(cfg, fds, sock)
-        sock.sendall(json.dumps({"pid": pid}).encode() + b"\n")
-        _, status = os.waitpid(pid, 0)
-        sock.sendall(json.dumps({"pid": pid, "wait_status": status}).encode() + b"\n")
+        message, fds = request
+        if "workdir" not in message:  # a kill that arrived after its candidate had ended
+            for fd in fds:
+                os.close(fd)
+            continue
+        pid = _fork_candidate(message["workdir"], fds)
+        sock.sendall(json.dumps({"pid": pid}).encode())
+        status = _supervise(sock, pid)
+        _kill_everything(pid)
+        sock.sendall(json.dumps({"pid": pid, "wait_status": status}).encode())
 
 
 if __name__ == "__main__":

@@ -3,31 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
-from evaluators.reaper import kill_tree
+from evaluators.child import CONFIG_FILE
 
 #: The trusted runner script, run as a file because ``-I`` keeps the project off ``sys.path``.
 RUNNER = Path(__file__).resolve().parent / "child.py"
-_CONFIG_NAME = ".runner.json"
 
 
 class ColdChild:
     """A runner started as its own session; killing it kills its tree."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, uid: int | None) -> None:
+    def __init__(
+        self, proc: asyncio.subprocess.Process, host_kill: Callable[[int | None], None]
+    ) -> None:
         self._proc = proc
-        self._uid = uid
+        self._host_kill = host_kill
 
     async def wait(self) -> int:
         return await self._proc.wait()
 
     def kill(self) -> None:
-        kill_tree(self._proc.pid, self._uid)
+        self._host_kill(self._proc.pid)
 
 
 class ColdLauncher:
@@ -36,17 +35,24 @@ class ColdLauncher:
     Args:
         python: the candidates' interpreter.
         prefix: a command that wraps the interpreter (bubblewrap's argv), or empty.
+        env: the runner's environment (the candidate's, already scrubbed).
+        host_kill: kills a runner's whole tree given its pid (process group, uid, cgroup).
     """
 
-    def __init__(self, python: str, prefix: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        python: str,
+        prefix: Sequence[str],
+        env: dict[str, str],
+        host_kill: Callable[[int | None], None],
+    ) -> None:
         self._python = python
         self._prefix = tuple(prefix)
+        self._env = env
+        self._host_kill = host_kill
 
-    async def launch(
-        self, workdir: Path, cfg: dict[str, Any], env: dict[str, str], result_w: int, output_w: int
-    ) -> ColdChild:
-        config = workdir / _CONFIG_NAME
-        config.write_text(json.dumps(cfg), encoding="utf-8")
+    async def launch(self, workdir: Path, result_w: int, output_w: int) -> ColdChild:
+        config = workdir / CONFIG_FILE
         argv = [*self._prefix, self._python, "-I", str(RUNNER), "run", str(config)]
         proc = await asyncio.create_subprocess_exec(
             *argv,
@@ -54,7 +60,7 @@ class ColdLauncher:
             stdout=result_w,
             stderr=output_w,
             cwd=workdir,
-            env=env,
+            env=self._env,
             start_new_session=True,
         )
-        return ColdChild(proc, cfg.get("uid"))
+        return ColdChild(proc, self._host_kill)

@@ -2,7 +2,9 @@
 
 ``evaluate(code)`` runs the candidate in a fresh working directory under the problem's limits,
 decodes its JSON output and has the problem's scorer (in a separate persistent worker process)
-turn it into metrics. Every failure becomes an :class:`EvalResult` with a status and an
+turn it into metrics. A problem with ``stages`` is a cascade: each stage runs and is scored in
+turn, and a candidate that fails a stage (or misses its threshold) stops there, its error naming
+the stage. Every failure becomes an :class:`EvalResult` with a status and an
 :class:`ErrorInfo`; nothing the candidate does makes ``evaluate`` raise.
 """
 
@@ -14,110 +16,176 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from evaluators.cold import ColdLauncher
 from evaluators.environment import candidate_env
+from evaluators.isolation import Isolation
 from evaluators.outcome import RunOutcome
-from evaluators.sandbox import Launcher, RunSpec, run_candidate
-from evaluators.scorer import ScorerPool
+from evaluators.sandbox import RunSpec, run_candidate
+from evaluators.scorer import ScoreOutcome, ScorerPool
+from evaluators.slots import PoolSettings, Slot, SlotPool, hidden_paths
 from evolve.config import EvaluatorConfig
 from evolve.problem import Problem
 from evolve.records import ErrorInfo, EvalResult, Status
 
-#: How long one call of the trusted scorer may take.
-SCORER_TIMEOUT_S = 60.0
+
+@dataclass(frozen=True)
+class _Stage:
+    name: str | None  # None: the single run of a problem without a cascade
+    run: RunSpec
+    threshold: float | None
+    metric: str
 
 
-class LocalEvaluator:
-    """Evaluate candidates for one problem on this machine.
+def plan_stages(problem: Problem) -> list[_Stage]:
+    """The runs a candidate goes through: the cascade's stages, or one run."""
+    spec = problem.spec
+    limits = spec.limits
 
-    The constructor only records its arguments; worker processes start on first use and end
-    with :meth:`aclose`.
-    """
-
-    def __init__(self, problem: Problem, config: EvaluatorConfig) -> None:
-        self._problem = problem
-        self._config = config
-        self._concurrency = config.resolved_concurrency()
-        self._semaphore: asyncio.Semaphore | None = None
-        self._scorer: ScorerPool | None = None
-        self._launcher: Launcher | None = None
-
-    def _ensure_started(self) -> tuple[asyncio.Semaphore, ScorerPool, Launcher]:
-        if self._semaphore is None:
-            self._semaphore = asyncio.Semaphore(self._concurrency)
-        if self._scorer is None:
-            self._scorer = ScorerPool(
-                self._problem.scorer_path,
-                self._problem.scorer_function,
-                self._problem.spec.metrics.primary,
-                size=self._concurrency,
-                timeout_s=SCORER_TIMEOUT_S,
-            )
-        if self._launcher is None:
-            self._launcher = ColdLauncher(self._config.python or sys.executable)
-        return self._semaphore, self._scorer, self._launcher
-
-    def _run_spec(self) -> RunSpec:
-        spec = self._problem.spec
-        limits = spec.limits
+    def run_spec(kwargs: dict[str, object], timeout_s: float | None) -> RunSpec:
+        wall = timeout_s or limits.timeout_s
         return RunSpec(
             entry=spec.entry,
-            entry_kwargs=spec.entry_kwargs,
-            timeout_s=limits.timeout_s,
-            cpu_s=limits.cpu_time_s or limits.timeout_s,
+            entry_kwargs={**spec.entry_kwargs, **kwargs},
+            timeout_s=wall,
+            cpu_s=min(limits.cpu_time_s or wall, wall),
             memory_mb=limits.memory_mb,
             max_processes=limits.max_processes,
             max_file_mb=limits.max_file_mb,
             max_output_kb=limits.max_output_kb,
         )
 
-    async def evaluate(self, code: str) -> EvalResult:
-        """Run and score one candidate program; never raises for anything the candidate does."""
-        semaphore, scorer, launcher = self._ensure_started()
-        async with semaphore:
-            start = time.monotonic()
-            run_spec = self._run_spec()
-            outcome = await self._run(launcher, code, run_spec)
-            if outcome.status is not Status.EVALUATED:
-                return _failure(outcome, "run", time.monotonic() - start)
-            verdict = await scorer.score(outcome.output, None, dict(run_spec.entry_kwargs))
-            elapsed = time.monotonic() - start
-            if verdict.status is not Status.EVALUATED:
-                return EvalResult(
-                    status=verdict.status,
-                    error=ErrorInfo(kind=verdict.status, message=verdict.message, stage="score"),
-                    stdout_tail=outcome.output_text,
-                    wall_time_s=elapsed,
-                )
-            return EvalResult(
-                status=Status.EVALUATED,
-                metrics=verdict.metrics,
-                feedback=verdict.feedback,
-                stdout_tail=outcome.output_text,
-                wall_time_s=elapsed,
-            )
+    primary = spec.metrics.primary
+    if not spec.stages:
+        return [_Stage(None, run_spec({}, None), None, primary)]
+    return [
+        _Stage(s.name, run_spec(s.entry_kwargs, s.timeout_s), s.threshold, s.metric or primary)
+        for s in spec.stages
+    ]
 
-    async def _run(self, launcher: Launcher, code: str, run_spec: RunSpec) -> RunOutcome:
-        workdir = Path(tempfile.mkdtemp(prefix="evolve-cand-"))
+
+class LocalEvaluator:
+    """Evaluate candidates for one problem on this machine.
+
+    The constructor only records its arguments; the sandbox is probed and worker processes
+    start on first use, and everything ends with :meth:`aclose`.
+    """
+
+    def __init__(self, problem: Problem, config: EvaluatorConfig) -> None:
+        self._problem = problem
+        self._stages = plan_stages(problem)
+        concurrency = config.resolved_concurrency()
+        self._slots = SlotPool(
+            PoolSettings(
+                size=concurrency,
+                python=config.python or sys.executable,
+                isolation=config.isolation,
+                warm=config.mode == "warm",
+                imports=problem.spec.imports,
+                passthrough=problem.spec.env,
+                hidden=hidden_paths(problem.root),
+                max_processes=problem.spec.limits.max_processes,
+            )
+        )
+        self._scorer = ScorerPool(
+            problem.scorer_path,
+            problem.scorer_function,
+            problem.spec.metrics.primary,
+            size=concurrency,
+            timeout_s=config.scorer_timeout_s,
+            env=scorer_env(problem),
+        )
+
+    @property
+    def isolation(self) -> Isolation | None:
+        """The sandbox in use, once the first evaluation has set it up."""
+        return self._slots.isolation
+
+    @property
+    def candidate_uid(self) -> int | None:
+        """The uid candidates run as, or None when they run as this process's own user."""
+        return self._slots.candidate_uid
+
+    async def evaluate(self, code: str) -> EvalResult:
+        """Run and score one candidate program; never raises for anything the candidate does.
+
+        Raises:
+            UserError: the sandbox the config demands is unavailable, or the scorer cannot load.
+        """
+        start = time.monotonic()
+        slot = await self._slots.acquire()
+        try:
+            result = await self._cascade(slot, code)
+        finally:
+            self._slots.release(slot)
+        return result.model_copy(update={"wall_time_s": time.monotonic() - start})
+
+    async def _cascade(self, slot: Slot, code: str) -> EvalResult:
+        verdict = ScoreOutcome(Status.EVALUATED)
+        outcome = RunOutcome(Status.EVALUATED)
+        for stage in self._stages:
+            outcome = await self._run(slot, code, stage.run)
+            if outcome.status is not Status.EVALUATED:
+                return _failure(outcome.status, outcome.message, stage.name or "run", outcome)
+            verdict = await self._scorer.score(
+                outcome.output, stage.name, dict(stage.run.entry_kwargs)
+            )
+            if verdict.status is not Status.EVALUATED:
+                return _failure(verdict.status, verdict.message, stage.name or "score", outcome)
+            missed = self._missed_threshold(stage, verdict)
+            if missed:
+                return _failure(Status.REJECTED, missed, stage.name, outcome, verdict.feedback)
+        return EvalResult(
+            status=Status.EVALUATED,
+            metrics=verdict.metrics,
+            feedback=verdict.feedback,
+            stdout_tail=outcome.output_text,
+        )
+
+    def _missed_threshold(self, stage: _Stage, verdict: ScoreOutcome) -> str:
+        if stage.threshold is None:
+            return ""
+        value = verdict.metrics.get(stage.metric)
+        if value is None:
+            return f"stage {stage.name!r}: the scorer gave no metric {stage.metric!r}"
+        passed = value >= stage.threshold if self._problem.maximize else value <= stage.threshold
+        if passed:
+            return ""
+        word = "below" if self._problem.maximize else "above"
+        return (
+            f"stage {stage.name!r}: {stage.metric} = {value:g} is {word} the threshold "
+            f"{stage.threshold:g} needed to go on"
+        )
+
+    async def _run(self, slot: Slot, code: str, spec: RunSpec) -> RunOutcome:
+        assert slot.launcher is not None
+        workdir = Path(tempfile.mkdtemp(prefix="cand-", dir=slot.directory))
         try:
             env = candidate_env(workdir, self._problem.spec.env, os.environ)
-            return await run_candidate(launcher, code, run_spec, workdir, env)
+            return await run_candidate(slot.launcher, code, spec, workdir, env, slot.confinement)
         finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+            await asyncio.to_thread(shutil.rmtree, workdir, True)
 
     async def aclose(self) -> None:
-        """Stop the scorer workers; candidate processes never outlive their evaluate()."""
-        if self._scorer is not None:
-            await self._scorer.aclose()
-            self._scorer = None
+        """Stop templates and scorer workers; kill anything left in any slot."""
+        await self._slots.aclose()
+        await self._scorer.aclose()
 
 
-def _failure(outcome: RunOutcome, stage: str, elapsed: float) -> EvalResult:
+def scorer_env(problem: Problem) -> dict[str, str]:
+    """The scorer workers' environment: minimal, plus the variables the problem lists."""
+    env = candidate_env(Path(os.environ.get("HOME", "/")), problem.spec.env, os.environ)
+    del env["TMPDIR"]
+    return env
+
+
+def _failure(
+    status: Status, message: str, stage: str | None, outcome: RunOutcome, feedback: str = ""
+) -> EvalResult:
     return EvalResult(
-        status=outcome.status,
-        error=ErrorInfo(kind=outcome.status, message=outcome.message, stage=stage),
+        status=status,
+        error=ErrorInfo(kind=status, message=message, stage=stage),
+        feedback=feedback,
         stdout_tail=outcome.output_text,
-        wall_time_s=elapsed,
     )

@@ -43,6 +43,7 @@ _REPORT_STATUS = {
     "exception": Status.EXCEPTION,
     "memory": Status.MEMORY,
     "bad_output": Status.BAD_OUTPUT,
+    "sandbox_error": Status.EXCEPTION,
 }
 
 

@@ -79,13 +79,28 @@ def descendants(root: int) -> list[int]:
     return out
 
 
-def kill_tree(pid: int, uid: int | None) -> None:
-    """SIGKILL the process group led by ``pid``, its known descendants, and all of ``uid``."""
-    stragglers = descendants(pid) if uid is None else []
+def children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (single-threaded parents, which runners and bwrap are)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as fh:
+            return [int(x) for x in fh.read().split()]
+    except OSError:
+        return []
+
+
+def kill_tree(pid: int, follow_parents: bool) -> None:
+    """SIGKILL the process group led by ``pid`` and, if asked, its linked descendants.
+
+    ``pid``'s direct children die first: when ``pid`` is bubblewrap, its child is the PID
+    namespace's init, and killing that first lets bubblewrap reap it, instead of leaving a
+    zombie to a container init that may never reap.
+    """
+    for child in children(pid):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(child, signal.SIGKILL)
+    stragglers = descendants(pid) if follow_parents else []
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
     for child in stragglers:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(child, signal.SIGKILL)
-    if uid is not None:
-        kill_uid(uid)

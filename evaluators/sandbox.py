@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import time
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from evaluators.capture import PipeReader
+from evaluators.child import CANDIDATE_FILE, CONFIG_FILE
 from evaluators.outcome import Ending, RunOutcome, decide
 
 #: Largest JSON report read from a candidate; anything bigger is a bad_output.
@@ -39,19 +41,24 @@ class RunSpec:
     max_file_mb: int = 64
     max_output_kb: int = 64
 
-    def runner_config(self, uid: int | None) -> dict[str, Any]:
+    def runner_config(
+        self, env: dict[str, str], uid: int | None, cgroup_procs: str | None
+    ) -> dict[str, Any]:
         """The JSON config the trusted runner (``child.py``) reads."""
         return {
             "entry": self.entry,
             "entry_kwargs": dict(self.entry_kwargs),
+            "env": env,
             "uid": uid,
             "gid": uid,
+            "cgroup_procs": cgroup_procs,
             "limits": {
                 "cpu_s": self.cpu_s,
                 "as_bytes": self.memory_mb * 2**20,
                 "fsize_bytes": self.max_file_mb * 2**20,
                 # RLIMIT_NPROC counts every process of the uid; it only binds a non-root uid.
                 "nproc": self.max_processes if uid is not None else None,
+                "nproc_extra": self.max_processes if uid is None else None,
             },
         }
 
@@ -64,26 +71,38 @@ class Launched(Protocol):
         ...
 
     def kill(self) -> None:
-        """SIGKILL the runner's whole process tree; idempotent, synchronous, never raises."""
+        """SIGKILL the runner's whole process tree (all that is left of it once it has ended).
+
+        Idempotent, synchronous and never raises, so it can run while a task is cancelled.
+        """
         ...
 
 
 class Launcher(Protocol):
     """Starts the trusted runner for one candidate."""
 
-    async def launch(
-        self, workdir: Path, cfg: dict[str, Any], env: dict[str, str], result_w: int, output_w: int
-    ) -> Launched:
-        """Start the runner in ``workdir`` with fds ``result_w`` (report) and ``output_w``."""
+    async def launch(self, workdir: Path, result_w: int, output_w: int) -> Launched:
+        """Start the runner in ``workdir`` (config and code are there) with the two pipes."""
         ...
 
 
-def prepare_workdir(workdir: Path, code: str, uid: int | None) -> None:
-    """Write the candidate file and a private tmp dir, owned by the sandbox uid if any."""
+@dataclass(frozen=True)
+class Confinement:
+    """Who the candidate runs as and which cgroup it joins (both optional)."""
+
+    uid: int | None = None
+    cgroup_procs: str | None = None
+
+
+def prepare_workdir(workdir: Path, code: str, cfg: dict[str, Any], uid: int | None) -> None:
+    """Write the candidate, the runner's config (root-only) and a private tmp dir."""
     (workdir / "tmp").mkdir(exist_ok=True)
-    (workdir / "candidate.py").write_text(code, encoding="utf-8")
+    (workdir / CANDIDATE_FILE).write_text(code, encoding="utf-8")
+    config = workdir / CONFIG_FILE
+    config.write_text(json.dumps(cfg), encoding="utf-8")
+    config.chmod(0o600)
     if uid is not None:
-        for path in (workdir, workdir / "tmp", workdir / "candidate.py"):
+        for path in (workdir, workdir / "tmp", workdir / CANDIDATE_FILE):
             os.chown(path, uid, uid)
 
 
@@ -93,26 +112,27 @@ async def run_candidate(
     spec: RunSpec,
     workdir: Path,
     env: dict[str, str],
-    uid: int | None = None,
+    confinement: Confinement = Confinement(),
 ) -> RunOutcome:
     """Run ``code`` once; every way it can end becomes a :class:`RunOutcome`.
 
     Cancelling this coroutine kills the candidate's tree before the cancellation propagates.
     """
-    prepare_workdir(workdir, code, uid)
+    cfg = spec.runner_config(env, confinement.uid, confinement.cgroup_procs)
+    prepare_workdir(workdir, code, cfg, confinement.uid)
     start = time.monotonic()
     result = PipeReader(head=MAX_REPORT_BYTES + 1, tail=0)
     output = PipeReader(head=spec.max_output_kb * 512, tail=spec.max_output_kb * 512)
     result_r, result_w = os.pipe()
     output_r, output_w = os.pipe()
     child: Launched | None = None
-    timed_out = False
+    timed_out = killed = False
     returncode: int | None = None
     try:
         await result.start(result_r)
         await output.start(output_r)
         try:
-            child = await launcher.launch(workdir, spec.runner_config(uid), env, result_w, output_w)
+            child = await launcher.launch(workdir, result_w, output_w)
         finally:
             os.close(result_w)
             os.close(output_w)
@@ -121,13 +141,14 @@ async def run_candidate(
         except TimeoutError:
             timed_out = True
         child.kill()
+        killed = True
         if timed_out:
             with contextlib.suppress(TimeoutError):
                 returncode = await asyncio.wait_for(child.wait(), _DRAIN_S)
         await result.wait_eof(_DRAIN_S)
         await output.wait_eof(0.2)
     finally:
-        if child is not None:
+        if child is not None and not killed:  # cancelled or failed: kill before propagating
             child.kill()
         result.close()
         output.close()

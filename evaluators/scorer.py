@@ -92,12 +92,21 @@ class ScorerPool:
         primary: the primary metric, which every result must contain.
         size: the number of workers (and of concurrent scorings).
         timeout_s: how long one scoring may take before the worker is killed.
+        env: the workers' environment (default: inherited). The evaluator passes a scrubbed
+            one, so that no API key sits in a ``/proc/<pid>/environ`` a candidate might read.
     """
 
     def __init__(
-        self, scorer_path: Path, function: str, primary: str, size: int, timeout_s: float
+        self,
+        scorer_path: Path,
+        function: str,
+        primary: str,
+        size: int,
+        timeout_s: float,
+        env: dict[str, str] | None = None,
     ) -> None:
         self._path = scorer_path
+        self._env = env
         self._function = function
         self._primary = primary
         self._timeout_s = timeout_s
@@ -115,6 +124,7 @@ class ScorerPool:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             cwd=self._path.parent,
+            env=self._env,
             start_new_session=True,
             limit=_LINE_LIMIT,
         )

@@ -64,6 +64,21 @@ class BestKnown(_Spec):
     previous_source: str | None = None
 
 
+class StageSpec(_Spec):
+    """One step of an evaluation cascade: a quick instance before the full one, say."""
+
+    name: str
+    entry_kwargs: dict[str, object] = Field(
+        default_factory=dict, description="merged over the problem's entry_kwargs"
+    )
+    threshold: float | None = Field(
+        default=None,
+        description="pass when the metric is at least (maximize) or at most (minimize) this",
+    )
+    metric: str | None = Field(default=None, description="metric the threshold tests; default primary")
+    timeout_s: float | None = Field(default=None, gt=0, description="default: limits.timeout_s")
+
+
 class ProblemSpec(_Spec):
     """The contents of ``problem.yaml``."""
 
@@ -79,6 +94,9 @@ class ProblemSpec(_Spec):
     best_known: BestKnown | None = None
     imports: tuple[str, ...] = Field(default=(), description="modules to pre-import (warm pool)")
     env: tuple[str, ...] = Field(default=(), description="parent env vars passed to candidates")
+    stages: tuple[StageSpec, ...] = Field(
+        default=(), description="evaluation cascade; empty means one run with entry_kwargs"
+    )
 
     @field_validator("scorer")
     @classmethod
@@ -93,6 +111,14 @@ class ProblemSpec(_Spec):
     def _entry_form(cls, v: str) -> str:
         if not v.isidentifier():
             raise ValueError("must be a Python function name")
+        return v
+
+    @field_validator("stages")
+    @classmethod
+    def _stage_names_unique(cls, v: tuple[StageSpec, ...]) -> tuple[StageSpec, ...]:
+        names = [stage.name for stage in v]
+        if len(set(names)) != len(names):
+            raise ValueError("stage names must be unique")
         return v
 
     @model_validator(mode="after")

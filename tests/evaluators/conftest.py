@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,30 +14,22 @@ import yaml
 from evaluators.local import LocalEvaluator
 from evolve.config import EvaluatorConfig
 from evolve.problem import Problem, load_problem
+from tests.evaluators.processes import suite_processes
 
 FIXTURE = Path(__file__).parent / "fixtures" / "toy"
 
 
-def pid_alive(pid: int) -> bool:
-    """True while ``pid`` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("State:"):
-                    return not line.split()[1].startswith("Z")
-    except OSError:
-        return False
-    return False
-
-
-async def wait_dead(pid: int, within_s: float = 1.0) -> bool:
-    """True once ``pid`` is gone; SIGKILL is delivered asynchronously, so poll briefly."""
-    deadline = asyncio.get_running_loop().time() + within_s
-    while pid_alive(pid):
-        if asyncio.get_running_loop().time() > deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True
+@pytest.fixture(scope="session", autouse=True)
+def no_stray_processes() -> Iterator[None]:
+    """After the whole suite, nothing it started may still be running."""
+    before = set(suite_processes())
+    yield
+    deadline = time.monotonic() + 3.0
+    left = [p for p in suite_processes() if p not in before]
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = [p for p in suite_processes() if p not in before]
+    assert not left, "processes left behind by the evaluator tests:\n" + "\n".join(left)
 
 
 @pytest.fixture

@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from evaluators.local import LocalEvaluator
+from evaluators.scorer import ScorerLoadError
 from evolve.problem import Problem
 from evolve.records import Status
-from tests.evaluators.conftest import pid_alive, wait_dead
+from tests.evaluators.processes import marked_pids, wait_marked
 
 
 async def test_returned_output_is_scored_with_feedback(evaluator: LocalEvaluator) -> None:
@@ -171,55 +173,54 @@ async def test_output_is_truncated_with_a_marker(evaluator: LocalEvaluator) -> N
     assert len(result.stdout_tail) < 9 * 1024
 
 
-async def test_timeout_kills_whole_process_tree(
-    make_problem: Callable[..., Problem],
-    evaluator_for: Callable[..., LocalEvaluator],
-    shared_dir: Path,
-) -> None:
-    ev = evaluator_for(make_problem(limits={"timeout_s": 1}))
-    code = (
-        "import subprocess, time\n"
+def _spawner(marker: str) -> str:
+    """A candidate that names itself ``marker``, starts a sleeping child, then sleeps."""
+    return (
+        "import ctypes, subprocess, sys, time\n"
         "def run():\n"
-        "    p = subprocess.Popen(['sleep', '60'])\n"
-        f"    open({str(shared_dir / 'pid')!r}, 'w').write(str(p.pid))\n"
+        f"    ctypes.CDLL(None).prctl(15, {marker.encode()!r})\n"
+        f"    subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', {marker!r}])\n"
         "    time.sleep(60)\n"
     )
+
+
+@pytest.mark.parametrize("mode", ["warm", "cold"])
+async def test_timeout_kills_whole_process_tree(
+    make_problem: Callable[..., Problem], evaluator_for: Callable[..., LocalEvaluator], mode: str
+) -> None:
+    marker = f"evtest-{uuid.uuid4().hex[:6]}"
+    ev = evaluator_for(make_problem(limits={"timeout_s": 1}), mode=mode)
     try:
-        result = await ev.evaluate(code)
+        result = await ev.evaluate(_spawner(marker))
+        assert result.status is Status.TIMEOUT
+        assert await wait_marked(marker, count=0, within_s=1.0), marked_pids(marker)
     finally:
         await ev.aclose()
-    assert result.status is Status.TIMEOUT
-    pid = int((shared_dir / "pid").read_text())
-    assert await wait_dead(pid)
 
 
+@pytest.mark.parametrize("mode", ["warm", "cold"])
 async def test_cancelling_evaluate_kills_the_candidate(
-    evaluator: LocalEvaluator, shared_dir: Path
+    toy_problem: Problem, evaluator_for: Callable[..., LocalEvaluator], mode: str
 ) -> None:
-    pid_file = shared_dir / "pid"
-    code = (
-        "import os, time\n"
-        "def run():\n"
-        f"    open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
-        "    time.sleep(60)\n"
-    )
-    task = asyncio.create_task(evaluator.evaluate(code))
-    for _ in range(200):
-        if pid_file.exists() and pid_file.read_text():
-            break
-        await asyncio.sleep(0.02)
-    pid = int(pid_file.read_text())
-    assert pid_alive(pid)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert await wait_dead(pid)
+    marker = f"evtest-{uuid.uuid4().hex[:6]}"
+    ev = evaluator_for(toy_problem, mode=mode)
+    try:
+        task = asyncio.create_task(ev.evaluate(_spawner(marker)))
+        assert await wait_marked(marker, count=2, within_s=3.0)  # the candidate and its child
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await wait_marked(marker, count=0, within_s=1.0), marked_pids(marker)
+        after = await ev.evaluate("def run():\n    return {'x': 4}\n")
+        assert after.metrics == {"score": 4.0}
+    finally:
+        await ev.aclose()
 
 
 async def test_concurrency_is_bounded(
     toy_problem: Problem, evaluator_for: Callable[..., LocalEvaluator], shared_dir: Path
 ) -> None:
-    ev = evaluator_for(toy_problem, concurrency=2)
+    ev = evaluator_for(toy_problem, concurrency=2, isolation="process")
     code = (
         "import os, time\n"
         "def run():\n"
@@ -242,3 +243,85 @@ async def test_concurrency_is_bounded(
     for start, _ in spans:
         running = sum(1 for s, e in spans if s <= start < e)
         assert running <= 2
+
+
+@pytest.mark.parametrize("isolation", ["bwrap", "process"])
+async def test_cold_runs_contain_fork_bombs_and_daemons(
+    make_problem: Callable[..., Problem],
+    evaluator_for: Callable[..., LocalEvaluator],
+    isolation: str,
+) -> None:
+    marker = f"evtest-{uuid.uuid4().hex[:6]}"
+    name_self = f"    __import__('ctypes').CDLL(None).prctl(15, {marker.encode()!r})\n"
+    daemon = (
+        "import os, time\n"
+        "def run():\n"
+        "    if os.fork() == 0:\n"
+        "        os.setsid()\n"
+        "        if os.fork() == 0:\n" + "    " * 2 + name_self + "            time.sleep(60)\n"
+        "        os._exit(0)\n"
+        "    time.sleep(0.3)\n"
+        "    return {'x': 1}\n"
+    )
+    bomb = (
+        "import os\n"
+        "def run():\n" + name_self + "    while True:\n"
+        "        try:\n"
+        "            os.fork()\n"
+        "        except OSError:\n"
+        "            pass\n"
+    )
+    problem = make_problem(limits={"timeout_s": 1, "max_processes": 16})
+    ev = evaluator_for(problem, mode="cold", isolation=isolation)
+    try:
+        assert (await ev.evaluate(daemon)).status is Status.EVALUATED
+        assert await wait_marked(marker, count=0, within_s=1.0), marked_pids(marker)
+        assert (await ev.evaluate(bomb)).status is Status.TIMEOUT
+        assert await wait_marked(marker, count=0, within_s=1.0), marked_pids(marker)
+    finally:
+        await ev.aclose()
+
+
+async def test_warm_candidates_share_no_state(evaluator: LocalEvaluator) -> None:
+    first = (
+        "import json, os\n"
+        "def run():\n"
+        "    json.LEAKED = True\n"
+        "    open(os.path.join(os.environ['HOME'], 'left.txt'), 'w').write('x')\n"
+        "    return {'x': 1}\n"
+    )
+    second = (
+        "import json, os\n"
+        "def run():\n"
+        "    seen = hasattr(json, 'LEAKED') or os.path.exists('left.txt')\n"
+        "    return {'x': float(seen)}\n"
+    )
+    assert (await evaluator.evaluate(first)).status is Status.EVALUATED
+    assert (await evaluator.evaluate(second)).metrics == {"score": 0.0}
+
+
+async def test_slow_scorer_is_cut_at_its_timeout(
+    toy_problem: Problem, evaluator_for: Callable[..., LocalEvaluator]
+) -> None:
+    ev = evaluator_for(toy_problem, scorer_timeout_s=0.5)
+    try:
+        slow = await ev.evaluate("def run():\n    return {'x': 1, 'sleep': 30}\n")
+        after = await ev.evaluate("def run():\n    return {'x': 5}\n")
+    finally:
+        await ev.aclose()
+    assert slow.status is Status.BAD_OUTPUT
+    assert slow.error is not None and "scorer took longer than 0.5 s" in slow.error.message
+    assert after.metrics == {"score": 5.0}
+
+
+async def test_broken_scorer_is_a_user_error_not_a_candidate_failure(
+    make_problem: Callable[..., Problem], evaluator_for: Callable[..., LocalEvaluator]
+) -> None:
+    problem = make_problem()
+    (problem.root / "scorer.py").write_text("def score(output:\n")
+    ev = evaluator_for(problem)
+    try:
+        with pytest.raises(ScorerLoadError, match="cannot load the scorer"):
+            await ev.evaluate(problem.initial_code)
+    finally:
+        await ev.aclose()

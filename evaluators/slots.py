@@ -1,0 +1,238 @@
+"""Sandbox slots: one per concurrent evaluation, each with its own directory, uid and launcher.
+
+A slot bundles what one running candidate needs exclusively: a directory that its working
+directories live in (bound writable into bubblewrap), a sandbox uid when the evaluator is root,
+a pids cgroup when the machine allows one, and a launcher (a warm template or cold spawns).
+:class:`SlotPool` sets them up on first use, hands them out one evaluation at a time and tears
+everything down in :meth:`SlotPool.aclose`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from evaluators.cgroup import PidsCgroup, pids_parent
+from evaluators.cold import ColdLauncher
+from evaluators.environment import candidate_env
+from evaluators.isolation import Isolation, detect
+from evaluators.reaper import kill_tree, kill_uid
+from evaluators.sandbox import Confinement, Launcher, RunSpec, run_candidate
+from evaluators.uids import UidLease
+from evaluators.warm import WarmTemplate
+from evolve.records import Status
+
+logger = logging.getLogger(__name__)
+
+#: Processes a slot's cgroup allows beyond the problem's own limit (runner, helpers).
+_CGROUP_SLACK = 4
+
+
+@dataclass
+class Slot:
+    """What one concurrent evaluation owns while it runs."""
+
+    index: int
+    directory: Path
+    uid: int | None = None
+    cgroup: PidsCgroup | None = None
+    launcher: Launcher | None = None
+    templates: list[WarmTemplate] = field(default_factory=list)
+
+    @property
+    def confinement(self) -> Confinement:
+        return Confinement(self.uid, self.cgroup.procs_file if self.cgroup else None)
+
+    def host_kill(self, pid: int | None, sweep_uid: bool = False) -> None:
+        """Kill what the slot's candidate started: its group, its cgroup, and with
+        ``sweep_uid`` every process of the slot's uid (a ``/proc`` scan, a few ms).
+
+        Synchronous and never raises, so it is safe during cancellation.
+        """
+        if pid is not None:
+            kill_tree(pid, follow_parents=self.uid is None and self.cgroup is None)
+        if self.cgroup is not None:
+            self.cgroup.kill_all()
+        if sweep_uid and self.uid is not None:
+            kill_uid(self.uid)
+
+    def sweep_after(self, pid: int | None) -> None:
+        """Kill ``pid``'s group and everything of this slot."""
+        self.host_kill(pid, sweep_uid=True)
+
+    def sweep(self) -> None:
+        """Kill everything of this slot, however it escaped."""
+        self.host_kill(None, sweep_uid=True)
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """How the slots are built."""
+
+    size: int
+    python: str
+    isolation: str  # "auto" | "bwrap" | "process"
+    warm: bool
+    imports: tuple[str, ...]
+    passthrough: tuple[str, ...]
+    hidden: tuple[Path, ...]  # host paths the candidate must not see (the problem folder)
+    max_processes: int
+
+
+class SlotPool:
+    """Hand out slots; set them up lazily on the first :meth:`acquire`."""
+
+    def __init__(self, settings: PoolSettings) -> None:
+        self._settings = settings
+        self._queue: asyncio.Queue[Slot] | None = None
+        self._slots: list[Slot] = []
+        self._lease = UidLease()
+        self._lock: asyncio.Lock | None = None
+        self.isolation: Isolation | None = None
+
+    @property
+    def candidate_uid(self) -> int | None:
+        """The first slot's sandbox uid (all slots have one or none), once started."""
+        return self._slots[0].uid if self._slots else None
+
+    async def acquire(self) -> Slot:
+        if self._queue is None:
+            if self._lock is None:
+                self._lock = asyncio.Lock()
+            async with self._lock:
+                if self._queue is None:
+                    await self._start()
+        assert self._queue is not None
+        return await self._queue.get()
+
+    def release(self, slot: Slot) -> None:
+        """Return a slot (a no-op once the pool is closed)."""
+        if self._queue is not None and slot in self._slots:
+            self._queue.put_nowait(slot)
+
+    async def _start(self) -> None:
+        s = self._settings
+        self.isolation = await detect(s.isolation, s.python)
+        uids = self._lease.acquire(s.size)
+        parent = pids_parent() if self.isolation.kind == "process" else None
+        slots = []
+        for i in range(s.size):
+            directory = _make_slot_dir(i)
+            slot = Slot(i, directory, uid=uids[i] if i < len(uids) else None)
+            if parent is not None:
+                name = f"evolve-{os.getpid()}-{id(self):x}-{i}"
+                slot.cgroup = PidsCgroup.create(parent, name, s.max_processes + _CGROUP_SLACK)
+            slots.append(slot)
+        self._slots = slots
+        if uids and not await self._uid_works(slots[0]):
+            for slot in slots:
+                slot.uid = None
+        for slot in slots:
+            slot.launcher = self._launcher(slot)
+        self._warn_about_gaps(slots[0])
+        self._queue = asyncio.Queue()
+        for slot in slots:
+            self._queue.put_nowait(slot)
+
+    def _launcher(self, slot: Slot) -> Launcher:
+        s = self._settings
+        assert self.isolation is not None
+        prefix = self.isolation.prefix(slot.directory, s.hidden)
+        env = candidate_env(slot.directory, s.passthrough, os.environ)
+        if not s.warm:
+            # Under bubblewrap the PID namespace dies with the runner; without it, only the
+            # uid sweep finds descendants that left the process group.
+            sweep = self.isolation.kind == "process"
+            return ColdLauncher(
+                s.python, prefix, env, lambda pid: slot.host_kill(pid, sweep_uid=sweep)
+            )
+        template = WarmTemplate(
+            s.python, prefix, slot.directory, env, s.imports, slot.host_kill, slot.sweep
+        )
+        slot.templates.append(template)
+        return template
+
+    async def _uid_works(self, slot: Slot) -> bool:
+        """Run a probe candidate as the sandbox uid: can it import what candidates import?"""
+        s = self._settings
+        assert self.isolation is not None
+        prefix = self.isolation.prefix(slot.directory, s.hidden)
+        env = candidate_env(slot.directory, (), {})
+        launcher = ColdLauncher(s.python, prefix, env, slot.sweep_after)
+        # Only modules this interpreter can find: a missing problem import must not be
+        # mistaken for an unreadable installation (both surface as ModuleNotFoundError).
+        modules = ["subprocess", "email.parser", "decimal", *filter(_findable, s.imports)]
+        code = f"import {', '.join(modules)}\ndef run():\n    return 1\n"
+        workdir = Path(tempfile.mkdtemp(dir=slot.directory))
+        try:
+            outcome = await run_candidate(
+                launcher, code, RunSpec("run", timeout_s=30), workdir, env, slot.confinement
+            )
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        if outcome.status is Status.EVALUATED:
+            return True
+        logger.warning(
+            "candidates cannot run as an unprivileged sandbox uid (%s); they run as root, so "
+            "RLIMIT_NPROC does not bind and files readable by root are readable by them",
+            outcome.message.splitlines()[-1] if outcome.message else outcome.status,
+        )
+        return False
+
+    def _warn_about_gaps(self, slot: Slot) -> None:
+        assert self.isolation is not None
+        if self.isolation.kind == "bwrap" and slot.uid is None and os.geteuid() != 0:
+            return  # unprivileged bubblewrap: the user namespace is the boundary
+        if slot.uid is None and slot.cgroup is None:
+            logger.warning(
+                "no sandbox uid and no pids cgroup are available: a fork bomb is limited only "
+                "by the wall-time limit, and descendants that leave the process group %s",
+                "die with the PID namespace"
+                if self.isolation.kind == "bwrap"
+                else "are tracked only through their parent processes",
+            )
+
+    async def aclose(self) -> None:
+        """Stop templates, kill what is left in every slot, remove directories and cgroups."""
+        for slot in self._slots:
+            for template in slot.templates:
+                await template.aclose()
+            slot.sweep()
+            if slot.cgroup is not None:
+                slot.cgroup.remove()
+            shutil.rmtree(slot.directory, ignore_errors=True)
+        self._slots = []
+        self._queue = None
+        self._lease.release()
+
+
+def _findable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _make_slot_dir(index: int) -> Path:
+    """A root-owned directory that the sandbox uid can enter but not write to."""
+    directory = Path(tempfile.mkdtemp(prefix=f"evolve-slot{index}-"))
+    directory.chmod(0o755)
+    return directory
+
+
+def hidden_paths(problem_root: Path, extra: Sequence[Path] = ()) -> tuple[Path, ...]:
+    """Host paths masked in the sandbox: the problem folder and the parent's home."""
+    paths = [problem_root.resolve(), *extra]
+    home = os.environ.get("HOME")
+    if home:
+        with contextlib.suppress(OSError):
+            paths.append(Path(home).resolve())
+    return tuple(p for p in paths if p != Path("/"))

@@ -1,0 +1,351 @@
+"""Adversarial candidates: each must end with the right status, leave nothing running, and
+leave the evaluator able to go on.
+
+Every case runs under bubblewrap and under plain process isolation. Where the two modes give
+different guarantees (network, file system, other processes' environments), each test asserts
+exactly what its mode guarantees, so that a regression in either mode fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from evaluators.local import LocalEvaluator
+from evolve.config import EvaluatorConfig
+from evolve.problem import Problem, load_problem
+from evolve.records import EvalResult, Status
+from tests.evaluators.processes import marked_pids, wait_marked
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+FIXTURE = Path(__file__).parent / "fixtures" / "toy"
+MAX_PROCESSES = 16
+SECRET = "sk-adversarial-test-secret"
+
+
+@pytest.fixture(scope="module")
+def adversarial_problem(tmp_path_factory: pytest.TempPathFactory) -> Problem:
+    root = tmp_path_factory.mktemp("adv") / "toy"
+    shutil.copytree(FIXTURE, root)
+    text = (root / "problem.yaml").read_text()
+    text = text.split("limits:")[0] + (
+        "limits:\n  timeout_s: 1.5\n  memory_mb: 512\n"
+        f"  max_processes: {MAX_PROCESSES}\n  max_file_mb: 4\n  max_output_kb: 8\n"
+        "env: []\n"
+    )
+    (root / "problem.yaml").write_text(text)
+    return load_problem(root)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=["bwrap", "process"])
+async def sandbox(
+    request: pytest.FixtureRequest, adversarial_problem: Problem
+) -> AsyncIterator[LocalEvaluator]:
+    """One warm evaluator per isolation mode, shared by every case (the run goes on)."""
+    if request.param == "bwrap" and shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap is not installed (apt-get install bubblewrap)")
+    ev = LocalEvaluator(
+        adversarial_problem, EvaluatorConfig(concurrency=2, isolation=request.param)
+    )
+    try:
+        yield ev
+    finally:
+        await ev.aclose()
+
+
+def _as_root(ev: LocalEvaluator) -> bool:
+    """Whether candidates run as root (no sandbox uid could be used on this machine)."""
+    return ev.candidate_uid is None and os.geteuid() == 0
+
+
+async def _check(ev: LocalEvaluator, code: str, status: Status, text: str = "") -> EvalResult:
+    result = await ev.evaluate(code)
+    assert result.status is status, result
+    if text:
+        assert result.error is not None and text in result.error.message, result.error
+    assert (await ev.evaluate("def run():\n    return {'x': 7}\n")).metrics == {"score": 7.0}
+    return result
+
+
+def _marker() -> str:
+    return f"evtest-{uuid.uuid4().hex[:6]}"
+
+
+def _name_self(marker: str) -> str:
+    return f"    __import__('ctypes').CDLL(None).prctl(15, {marker.encode()!r})\n"
+
+
+async def test_infinite_loop_times_out(sandbox: LocalEvaluator) -> None:
+    await _check(sandbox, "def run():\n    while True:\n        pass\n", Status.TIMEOUT)
+
+
+async def test_sleep_forever_times_out(sandbox: LocalEvaluator) -> None:
+    code = "import time\ndef run():\n    time.sleep(10**6)\n"
+    await _check(sandbox, code, Status.TIMEOUT, "wall-time")
+
+
+async def test_memory_bomb_is_memory(sandbox: LocalEvaluator) -> None:
+    code = "def run():\n    x = []\n    while True:\n        x.append(bytearray(2**26))\n"
+    await _check(sandbox, code, Status.MEMORY)
+
+
+async def test_fork_bomb_is_contained(sandbox: LocalEvaluator) -> None:
+    marker = _marker()
+    code = (
+        "import os\n"
+        "def run():\n" + _name_self(marker) + "    while True:\n"
+        "        try:\n"
+        "            os.fork()\n"
+        "        except OSError:\n"
+        "            pass\n"
+    )
+    peak = 0
+
+    async def watch() -> None:
+        nonlocal peak
+        while True:
+            peak = max(peak, len(marked_pids(marker)))
+            await asyncio.sleep(0.02)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await _check(sandbox, code, Status.TIMEOUT)
+    finally:
+        watcher.cancel()
+    assert 1 < peak <= MAX_PROCESSES + 4
+    assert await wait_marked(marker, count=0)
+
+
+async def test_daemonized_grandchild_dies_with_the_run(sandbox: LocalEvaluator) -> None:
+    marker = _marker()
+    code = (
+        "import os, time\n"
+        "def run():\n"
+        "    if os.fork() == 0:\n"
+        "        os.setsid()\n"
+        "        if os.fork() == 0:\n"
+        + "    " * 2
+        + _name_self(marker)
+        + "            time.sleep(60)\n"
+        "        os._exit(0)\n"
+        "    time.sleep(0.3)\n"
+        "    return {'x': 1}\n"
+    )
+    result = await sandbox.evaluate(code)
+    assert result.status is Status.EVALUATED
+    assert await wait_marked(marker, count=0, within_s=1.0), marked_pids(marker)
+
+
+async def test_ignoring_sigterm_is_killed(sandbox: LocalEvaluator) -> None:
+    marker = _marker()
+    code = (
+        "import signal, time\n"
+        "def run():\n" + _name_self(marker) + "    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "    time.sleep(60)\n"
+    )
+    await _check(sandbox, code, Status.TIMEOUT)
+    assert await wait_marked(marker, count=0)
+
+
+async def test_os_exit_before_returning_is_bad_output(sandbox: LocalEvaluator) -> None:
+    code = "import os\ndef run():\n    os._exit(0)\n"
+    await _check(sandbox, code, Status.BAD_OUTPUT, "without returning a result")
+
+
+async def test_sys_exit_is_an_exception(sandbox: LocalEvaluator) -> None:
+    code = "import sys\ndef run():\n    sys.exit(0)\n"
+    await _check(sandbox, code, Status.EXCEPTION, "SystemExit")
+
+
+async def test_printing_a_fake_result_changes_nothing(sandbox: LocalEvaluator) -> None:
+    code = (
+        "import os, sys\n"
+        "def run():\n"
+        '    fake = b\'{"status": "ok", "output": {"x": 1000}}\'\n'
+        "    print(fake.decode()); sys.stdout.flush(); os.write(1, fake); os.write(2, fake)\n"
+        "    return {'x': 1}\n"
+    )
+    result = await _check(sandbox, code, Status.EVALUATED)
+    assert result.metrics == {"score": 1.0}
+
+
+async def test_closing_stdout_does_not_lose_the_result(sandbox: LocalEvaluator) -> None:
+    code = (
+        "import os, sys\ndef run():\n    sys.stdout.close()\n    os.close(1)\n    return {'x': 2}\n"
+    )
+    result = await _check(sandbox, code, Status.EVALUATED)
+    assert result.metrics == {"score": 2.0}
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("float('nan')", "NaN or infinity"),
+        ("float('inf')", "NaN or infinity"),
+        ("object()", "not JSON"),
+        ("'x' * (70 * 2**20)", "larger than 64 MB"),
+    ],
+)
+async def test_unusable_outputs_are_bad_output(
+    sandbox: LocalEvaluator, value: str, reason: str
+) -> None:
+    await _check(sandbox, f"def run():\n    return {{'x': {value}}}\n", Status.BAD_OUTPUT, reason)
+
+
+async def test_deeply_nested_output_is_bad_output(sandbox: LocalEvaluator) -> None:
+    code = "def run():\n    x = 1\n    for _ in range(100000):\n        x = [x]\n    return x\n"
+    await _check(sandbox, code, Status.BAD_OUTPUT, "nested too deeply")
+
+
+async def test_recursion_bomb_is_an_exception(sandbox: LocalEvaluator) -> None:
+    code = "def f(n):\n    return f(n + 1)\n\ndef run():\n    return f(0)\n"
+    await _check(sandbox, code, Status.EXCEPTION, "RecursionError")
+
+
+async def test_native_crash_is_an_exception(sandbox: LocalEvaluator) -> None:
+    code = "import ctypes\ndef run():\n    return {'x': len(ctypes.string_at(0))}\n"
+    await _check(sandbox, code, Status.EXCEPTION, "SIGSEGV")
+
+
+@pytest.mark.parametrize("exc", ["KeyboardInterrupt", "SystemExit(3)", "GeneratorExit"])
+async def test_raising_base_exceptions_is_an_exception(sandbox: LocalEvaluator, exc: str) -> None:
+    await _check(sandbox, f"def run():\n    raise {exc}\n", Status.EXCEPTION, exc.split("(")[0])
+
+
+async def test_parent_environment_is_not_readable(sandbox: LocalEvaluator) -> None:
+    # A process that holds the key in its initial environment, like an evaluator started
+    # from a shell with OPENAI_API_KEY exported.
+    holder = await asyncio.create_subprocess_exec(
+        "sleep", "30", env={"OPENAI_API_KEY": SECRET, "PATH": "/usr/bin:/bin"}
+    )
+    code = (
+        "import os\n"
+        "def run():\n"
+        f"    key = {SECRET!r}.encode()\n"
+        "    if key.decode() in str(os.environ):\n"
+        "        return {'x': 2}\n"
+        "    for pid in filter(str.isdigit, os.listdir('/proc')):\n"
+        "        try:\n"
+        "            if key in open(f'/proc/{pid}/environ', 'rb').read():\n"
+        "                return {'x': 1}\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    return {'x': 0}\n"
+    )
+    try:
+        result = await _check(sandbox, code, Status.EVALUATED)
+    finally:
+        holder.kill()
+        await holder.wait()
+    # The candidate's own environment never holds the key (2). Other processes' environments
+    # are hidden by the PID namespace (bwrap) or by running as another uid (1); a candidate
+    # running as root without bubblewrap can read them, which is why that setup is warned about.
+    exposed = sandbox.isolation is not None and sandbox.isolation.kind == "process"
+    assert result.metrics == {"score": float(exposed and _as_root(sandbox))}
+
+
+async def test_network_is_cut_under_bwrap_only(sandbox: LocalEvaluator) -> None:
+    received: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await reader.read(100))
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    code = (
+        "import socket\n"
+        "def run():\n"
+        "    try:\n"
+        f"        s = socket.create_connection(('127.0.0.1', {port}), timeout=0.5)\n"
+        "        s.sendall(b'stolen'); s.close()\n"
+        "        return {'x': 1}\n"
+        "    except OSError:\n"
+        "        return {'x': 0}\n"
+    )
+    try:
+        result = await _check(sandbox, code, Status.EVALUATED)
+        await asyncio.sleep(0.1)
+    finally:
+        server.close()
+        await server.wait_closed()
+    blocked = sandbox.isolation is not None and sandbox.isolation.kind == "bwrap"
+    assert result.metrics == {"score": 0.0 if blocked else 1.0}
+    assert received == ([] if blocked else [b"stolen"])
+
+
+async def test_scorer_file_is_hidden_under_bwrap(
+    sandbox: LocalEvaluator, adversarial_problem: Problem
+) -> None:
+    code = (
+        "def run():\n"
+        "    try:\n"
+        f"        return {{'x': float(len(open({str(adversarial_problem.scorer_path)!r}).read()) > 0)}}\n"
+        "    except OSError:\n"
+        "        return {'x': 0}\n"
+    )
+    result = await _check(sandbox, code, Status.EVALUATED)
+    hidden = sandbox.isolation is not None and sandbox.isolation.kind == "bwrap"
+    # Without bubblewrap the scorer is readable, but reading it gains nothing: the score is
+    # recomputed by the scorer from the returned output, in another process.
+    assert result.metrics == {"score": 0.0 if hidden else 1.0}
+
+
+async def test_writing_outside_the_working_directory(
+    sandbox: LocalEvaluator, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    outside.chmod(0o755)
+    target = outside / "planted.txt"
+    code = (
+        "def run():\n"
+        "    try:\n"
+        f"        open({str(target)!r}, 'w').write('planted')\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "    open('inside.txt', 'w').write('fine')\n"
+        "    return {'x': 1}\n"
+    )
+    await _check(sandbox, code, Status.EVALUATED)
+    in_bwrap = sandbox.isolation is not None and sandbox.isolation.kind == "bwrap"
+    # bubblewrap: the host path is not even visible; process isolation: the sandbox uid cannot
+    # write a root-owned directory, root can (the warned-about configuration).
+    assert target.exists() == (not in_bwrap and _as_root(sandbox))
+
+
+async def test_file_size_limit_stops_big_files(sandbox: LocalEvaluator) -> None:
+    code = "def run():\n    open('big.bin', 'wb').write(b'x' * (10 * 2**20))\n    return {'x': 1}\n"
+    await _check(sandbox, code, Status.EXCEPTION, "File too large")
+
+
+async def test_a_gigabyte_on_stdout_is_truncated(sandbox: LocalEvaluator) -> None:
+    code = (
+        "import os\n"
+        "def run():\n"
+        "    chunk = b'x' * 2**20\n"
+        "    for _ in range(1024):\n"
+        "        os.write(1, chunk)\n"
+        "    return {'x': 3}\n"
+    )
+    result = await _check(sandbox, code, Status.EVALUATED)
+    assert result.metrics == {"score": 3.0}
+    assert "bytes of output truncated" in result.stdout_tail
+    assert len(result.stdout_tail) < 10 * 1024
+
+
+async def test_syntax_error(sandbox: LocalEvaluator) -> None:
+    await _check(sandbox, "def run(:\n    return 1\n", Status.SYNTAX_ERROR, "line 1")
+
+
+async def test_missing_module_is_an_exception(sandbox: LocalEvaluator) -> None:
+    code = "import evolve_no_such_module\ndef run():\n    return {'x': 1}\n"
+    await _check(sandbox, code, Status.EXCEPTION, "ModuleNotFoundError")
