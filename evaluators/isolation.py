@@ -97,12 +97,21 @@ def bwrap_argv(slot_dir: Path, hidden: Iterable[Path], needed: Sequence[Path]) -
         "--tmpfs", "/tmp",
         "--tmpfs", "/dev/shm",
     ]  # fmt: skip
-    masks = _masks(needed, hidden)
+    hidden = list(hidden)
+    # A hidden folder that holds something the interpreter needs is masked first and the
+    # needed paths bound back on top; any other hidden folder is masked last, so that no bind
+    # (an editable checkout on sys.path, a venv) can make it visible again.
+    early = [h for h in hidden if any(n.is_relative_to(h) for n in needed)]
+    late = [h for h in hidden if h not in early and h != Path("/")]
+    masks = _masks(needed, early)
     for mask in masks:
         argv += ["--tmpfs", str(mask)]
+    # /tmp and /dev/shm are private tmpfs too: an interpreter or checkout under them
+    # (a venv in /tmp, say) is mounted back like any other needed path
+    covers = [*masks, Path("/tmp"), Path("/dev/shm")]
     made: set[Path] = set()
     for path in needed:
-        covering = [m for m in masks if path.is_relative_to(m)]
+        covering = [m for m in covers if path.is_relative_to(m)]
         if not covering or not path.exists():
             continue
         mask = covering[0]
@@ -112,6 +121,8 @@ def bwrap_argv(slot_dir: Path, hidden: Iterable[Path], needed: Sequence[Path]) -
                 argv += ["--perms", "0755", "--dir", str(parent)]
                 made.add(parent)
         argv += ["--ro-bind", str(path), str(path)]
+    for path in late:
+        argv += ["--tmpfs", str(path)]
     argv += ["--bind", str(slot_dir), str(slot_dir), "--chdir", str(slot_dir)]
     return argv
 

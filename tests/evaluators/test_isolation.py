@@ -88,7 +88,18 @@ def test_bwrap_masks_hidden_dirs_and_rebinds_what_python_needs(tmp_path: Path) -
     assert "--unshare-net" in argv and "--unshare-pid" in argv
     assert f"--ro-bind {needed} {needed}" in joined  # ... and what Python needs comes back
     assert f"--perms 0755 --dir {secret_home / 'py'}" in joined
-    assert argv.index(f"{needed}") > argv.index(str(masks[-1]))  # bound on top of the masks
+    assert argv.index(f"{needed}") > argv.index(str(secret_home))  # bound on top of the mask
+
+
+def test_bwrap_hides_a_problem_folder_inside_a_needed_checkout(tmp_path: Path) -> None:
+    checkout = tmp_path / "checkout"  # e.g. an editable install on sys.path
+    problem = checkout / "problems" / "p"
+    problem.mkdir(parents=True)
+    argv = bwrap_argv(tmp_path / "slot", [problem], [checkout])
+    binds = [i for i, a in enumerate(argv) if a == "--ro-bind" and argv[i + 1] == str(checkout)]
+    masks = [i for i, a in enumerate(argv) if a == "--tmpfs" and argv[i + 1] == str(problem)]
+    assert binds and masks  # the checkout (under /tmp here) comes back, the problem is masked
+    assert masks[-1] > binds[-1]  # ... after the bind, so the bind cannot reveal it
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="sandbox uids are leased only by root")
