@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,20 @@ from evolve.database import Database
 from evolve.problem import Problem, load_problem
 from evolve.records import LLMReply, LLMRequest
 from evolve.scaffold import scaffold_problem
+from tests.evaluators.processes import suite_processes
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_stray_processes() -> Iterator[None]:
+    """After the whole suite, nothing it started may still be running."""
+    before = set(suite_processes())
+    yield
+    deadline = time.monotonic() + 3.0
+    left = [p for p in suite_processes() if p not in before]
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = [p for p in suite_processes() if p not in before]
+    assert not left, "processes left behind by the test suite:\n" + "\n".join(left)
 
 
 @pytest.fixture

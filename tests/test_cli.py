@@ -93,6 +93,19 @@ def test_bad_overrides_are_one_line_and_exit_2(tmp_path: Path, args: list[str], 
     assert len(r.stderr.strip().splitlines()) == 1 and needle in r.stderr, r.stderr
 
 
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = next(ln for ln in Path(f"/proc/{pid}/status").read_text().splitlines() if ln.startswith("State:"))
+        except (OSError, StopIteration):
+            continue
+        if text in cmd and state.split()[1] != "Z" and int(pid) != os.getpid():
+            found.append(f"{pid} {cmd[:100]}")
+    return found
+
+
 def _programs(db: Path) -> dict[int, tuple[str, str, str | None, float | None]]:
     if not db.exists():
         return {}
@@ -120,6 +133,11 @@ def test_kill_9_then_resume_loses_nothing_and_repeats_nothing(tmp_path: Path) ->
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    # the killed run's sandboxes and scorer workers die with it
+    deadline = time.monotonic() + 5
+    while _processes_mentioning(str(tmp_path)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _processes_mentioning(str(tmp_path))
     before = _programs(db)
     finished_before = {it: v for it, v in before.items() if v[1] != "pending"}
     assert 25 <= len(finished_before) < 121

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import shutil
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,22 +13,8 @@ import yaml
 from evaluators.local import LocalEvaluator
 from evolve.config import EvaluatorConfig
 from evolve.problem import Problem, load_problem
-from tests.evaluators.processes import suite_processes
 
 FIXTURE = Path(__file__).parent / "fixtures" / "toy"
-
-
-@pytest.fixture(scope="session", autouse=True)
-def no_stray_processes() -> Iterator[None]:
-    """After the whole suite, nothing it started may still be running."""
-    before = set(suite_processes())
-    yield
-    deadline = time.monotonic() + 3.0
-    left = [p for p in suite_processes() if p not in before]
-    while left and time.monotonic() < deadline:
-        time.sleep(0.05)
-        left = [p for p in suite_processes() if p not in before]
-    assert not left, "processes left behind by the evaluator tests:\n" + "\n".join(left)
 
 
 @pytest.fixture
