@@ -123,33 +123,30 @@ def run_status(db: Database, run_id: str) -> RenderableType:
 
 def _usage_table(db: Database, run_id: str, by_iter: dict[int, Program], primary: str, problem: Problem) -> Table:
     table = Table(title="model usage")
-    for col in ("model", "calls", "errors", "tokens in", "tokens out", "cost $", "latency s", "improved"):
-        table.add_column(col, justify="right" if col != "model" else "left")
+    table.add_column("model", no_wrap=True)
+    for col in ("calls", "errors", "tok in", "tok out", "cost $", "lat s", "failed", "improved"):
+        table.add_column(col, justify="right")
+    by_id = {p.id: p for p in by_iter.values()}
     for u in db.llm_usage(run_id):
-        improved = _improvement_rate(db, run_id, str(u["model"]), by_iter, primary, problem)
+        children = [by_iter[i] for i in db.model_iterations(run_id, str(u["model"])) if i in by_iter]
+        failed = sum(1 for c in children if c.status.is_failure)
+        better = sum(1 for c in children if _improves(c, by_id.get(c.parent_id or ""), primary, problem))
         table.add_row(
-            str(u["model"]), str(u["calls"]), str(u["errors"]), str(u["input_tokens"] or 0),
-            str(u["output_tokens"] or 0), f"{u['cost_usd'] or 0:.4f}", f"{u['mean_latency_s'] or 0:.3f}", improved,
+            str(u["model"]), str(u["calls"]), str(u["errors"]), _count(u["input_tokens"]),
+            _count(u["output_tokens"]), f"{u['cost_usd'] or 0:.3g}", f"{u['mean_latency_s'] or 0:.2f}",
+            f"{failed}/{len(children)}", f"{better}/{len(children)}" if children else "-",
         )
     return table
 
 
-def _improvement_rate(
-    db: Database, run_id: str, model: str, by_iter: dict[int, Program], primary: str, problem: Problem
-) -> str:
-    iters = db.model_iterations(run_id, model)
-    by_id = {p.id: p for p in by_iter.values()}
-    better = tried = 0
-    for i in iters:
-        child = by_iter.get(i)
-        if child is None or child.parent_id is None:
-            continue
-        tried += 1
-        parent = by_id.get(child.parent_id)
-        cs, ps = child.score(primary), parent.score(primary) if parent else None
-        if cs is not None and ps is not None and problem.is_better(cs, ps):
-            better += 1
-    return f"{better}/{tried}" if tried else "-"
+def _count(n: object) -> str:
+    v = float(n or 0)  # type: ignore[arg-type]
+    return f"{v / 1e6:.1f}M" if v >= 1e6 else f"{v / 1e3:.0f}k" if v >= 1e4 else f"{v:.0f}"
+
+
+def _improves(child: Program, parent: Program | None, primary: str, problem: Problem) -> bool:
+    cs, ps = child.score(primary), parent.score(primary) if parent else None
+    return cs is not None and ps is not None and problem.is_better(cs, ps)
 
 
 def lineage_of(db: Database, run_id: str, program: str | None) -> tuple[list[Program], str, bool]:
