@@ -70,3 +70,33 @@ async def test_anthropic_protocol_run(toy: Problem, tmp_path: Path, monkeypatch:
     assert len(seen) == 8
     assert seen[0].body["system"][0]["cache_control"] == {"type": "ephemeral"}
     db.close()
+
+
+async def test_auth_error_from_the_server_stops_the_run_with_one_clear_line(
+    toy: Problem, tmp_path: Path, monkeypatch: Any
+) -> None:
+    import pytest
+
+    from evolve.controller import RunAborted
+    from evolve.testing.wire_server import Fail
+
+    monkeypatch.setenv("MY_PROVIDER_KEY", "sk-wrong")
+    async with WireServer(FailureMix(seed=2)) as server:
+        for _ in range(20):
+            server.script("openai", Fail("auth"))
+        config = _config(toy, tmp_path, {
+            "provider": "local", "model": "gpt-x", "base_url": server.openai_base_url,
+            "api_key_env": "MY_PROVIDER_KEY",
+        })
+        _loc, problem, db = start_run(config)
+        controller = build_controller(run_id="w", config=config, problem=problem, db=db)
+        with pytest.raises(RunAborted) as caught:
+            try:
+                await controller.run()
+            finally:
+                await controller.aclose()
+    message = str(caught.value)
+    assert "gpt-x" in message and "MY_PROVIDER_KEY" in message and "\n" not in message
+    row = db.get_run("w")
+    assert row is not None and row.status == "failed"
+    db.close()
