@@ -7,7 +7,9 @@ Haugland's formulation (2016), as in the AlphaEvolve notebook (google-deepmind/a
 
 which for n equal steps (width 2/n) is ``max(numpy.correlate(h, 1 - h, "full")) * 2 / n``.
 
-Pinned computation, in IEEE double precision:
+Pinned computation, in IEEE double precision (the parsing, sign check and FFT are
+those of :mod:`evolve.verify.step_functions`, with ``MAX_STEPS = 200_000`` and
+``DIRECT_MAX = 8192``):
 
 - the output is a flat list of 1..MAX_STEPS finite real numbers, every one ``>= 0`` exactly, with
   a positive sum;
@@ -27,51 +29,28 @@ from __future__ import annotations
 import numpy as np
 
 from evolve.scoring import Rejected
+from evolve.verify.step_functions import (
+    DIRECT_MAX,
+    fft_convolve,
+    parse_heights,
+    require_non_negative,
+)
 
-MAX_STEPS = 200_000
-DIRECT_MAX = 8192
 BEST_KNOWN = 0.3809230351
-
-
-def parse_heights(output: object, max_steps: int = MAX_STEPS) -> np.ndarray:
-    """The candidate's values of h as a 1-D float array, or :class:`Rejected` saying why not."""
-    if not isinstance(output, list | tuple):
-        raise Rejected(f"expected a flat list of values of h; got {type(output).__name__}")
-    if not 1 <= len(output) <= max_steps:
-        raise Rejected(f"expected between 1 and {max_steps} values of h, got {len(output)}")
-    for i, v in enumerate(output):
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            raise Rejected(f"value {i} is {v!r:.40}, not a real number (return a flat list)")
-    try:
-        a = np.array(output, dtype=np.float64)
-    except (OverflowError, ValueError) as exc:
-        raise Rejected(f"values are not representable as floats: {exc}") from None
-    bad = np.flatnonzero(~np.isfinite(a))
-    if bad.size:
-        raise Rejected(f"value {bad[0]} is not finite ({a[bad[0]]})")
-    return a
 
 
 def overlap_correlation(h: np.ndarray) -> np.ndarray:
     """``numpy.correlate(h, 1 - h, "full")``; by FFT for long inputs (see the module docstring)."""
-    n = len(h)
     g = 1.0 - h
-    if n <= DIRECT_MAX:
+    if len(h) <= DIRECT_MAX:
         return np.correlate(h, g, "full")
-    size = 1 << (2 * n - 1).bit_length()
-    spectrum = np.fft.rfft(h, size) * np.fft.rfft(g[::-1], size)
-    return np.fft.irfft(spectrum, size)[: 2 * n - 1]
+    return fft_convolve(h, g[::-1])
 
 
 def score(output: object) -> tuple[dict[str, float], str]:
     """Validate and normalize h, then return (metrics, feedback)."""
-    h = parse_heights(output)
-    neg = np.flatnonzero(h < 0)
-    if neg.size:
-        raise Rejected(
-            f"{neg.size} negative value(s), first at index {neg[0]} ({float(h[neg[0]])!r}); "
-            "h must take values in [0, 1]"
-        )
+    h = parse_heights(output, noun="value", listing="values of h")
+    require_non_negative(h, noun="value", requirement="h must take values in [0, 1]")
     n = len(h)
     total = h.sum()
     if not total > 0:

@@ -7,7 +7,9 @@ for it (AlphaEvolve notebook, google-deepmind/alphaevolve_results@4226acb, B.1)
 
     C1 bound = 2n * max(a * a) / (sum a)^2,     a * a = numpy.convolve(a, a)
 
-Pinned computation, in IEEE double precision:
+Pinned computation, in IEEE double precision (the parsing, sign check, scaling and FFT are
+those of :mod:`evolve.verify.step_functions`, with ``MAX_STEPS = 200_000`` and
+``DIRECT_MAX = 8192``):
 
 - the output is a flat list of 1..MAX_STEPS finite real numbers, every one ``>= 0`` exactly (no
   tolerance: a negative height is rejected, never clipped) and not all zero;
@@ -23,59 +25,16 @@ functions). Previous human record: 1.5097201507 (Matolcsi and Vinuesa 2010, 208 
 
 from __future__ import annotations
 
-import numpy as np
+from evolve.verify.step_functions import DIRECT_MAX, autoconvolution, parse_scaled_heights
 
-from evolve.scoring import Rejected
-
-MAX_STEPS = 200_000
-DIRECT_MAX = 8192
 BEST_KNOWN = 1.503132436
-
-
-def parse_heights(output: object, max_steps: int = MAX_STEPS) -> np.ndarray:
-    """The candidate's heights as a 1-D float array, or :class:`Rejected` saying why not."""
-    if not isinstance(output, list | tuple):
-        raise Rejected(f"expected a flat list of step heights; got {type(output).__name__}")
-    if not 1 <= len(output) <= max_steps:
-        raise Rejected(f"expected between 1 and {max_steps} step heights, got {len(output)}")
-    for i, v in enumerate(output):
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            raise Rejected(f"height {i} is {v!r:.40}, not a real number (return a flat list)")
-    try:
-        a = np.array(output, dtype=np.float64)
-    except (OverflowError, ValueError) as exc:
-        raise Rejected(f"heights are not representable as floats: {exc}") from None
-    bad = np.flatnonzero(~np.isfinite(a))
-    if bad.size:
-        raise Rejected(f"height {bad[0]} is not finite ({a[bad[0]]})")
-    return a
-
-
-def autoconvolution(a: np.ndarray) -> np.ndarray:
-    """``numpy.convolve(a, a)``; by FFT for long inputs (see the module docstring)."""
-    n = len(a)
-    if n <= DIRECT_MAX:
-        return np.convolve(a, a)
-    size = 1 << (2 * n - 1).bit_length()
-    spectrum = np.fft.rfft(a, size)
-    return np.fft.irfft(spectrum * spectrum, size)[: 2 * n - 1]
 
 
 def score(output: object) -> tuple[dict[str, float], str]:
     """Validate the heights and return (metrics, feedback)."""
-    a = parse_heights(output)
-    neg = np.flatnonzero(a < 0)
-    if neg.size:
-        raise Rejected(
-            f"{neg.size} negative height(s), first at index {neg[0]} ({float(a[neg[0]])!r}); "
-            "f must be non-negative"
-        )
-    peak = a.max()
-    if peak <= 0:
-        raise Rejected("all heights are zero; f must have a positive integral")
-    a = a / peak
+    a = parse_scaled_heights(output)
     n = len(a)
-    conv = autoconvolution(a)
+    conv = autoconvolution(a, DIRECT_MAX)
     c1 = float(2 * n * conv.max() / a.sum() ** 2)
     at_max = int((conv >= conv.max() * (1 - 1e-6)).sum())
     metrics = {"c1": c1, "n_steps": float(n), "near_max_points": float(at_max)}

@@ -7,7 +7,7 @@ The region is the equilateral triangle with vertices (0, 0), (1, 0), (1/2, sqrt(
 AlphaEvolve notebook (google-deepmind/alphaevolve_results@4226acb, B.9). Pinned checks, with
 ``s3 = numpy.sqrt(3.0)`` and ``TOL = 1e-12`` (absolute):
 
-- exactly 11 rows of 2 finite real numbers;
+- exactly 11 rows of 2 finite real numbers (parsed by :func:`evolve.verify.points.parse_points`);
 - containment: ``y >= -TOL``, ``y - s3*x <= TOL`` and ``s3*x + y - s3 <= TOL``;
 - every area ``|(x_b - x_a)*(y_c - y_a) - (x_c - x_a)*(y_b - y_a)| / 2`` over the C(11, 3) = 165
   triples is computed; the score is ``min_area = min(area) / (s3 / 4)``, the smallest area as a
@@ -26,6 +26,7 @@ import itertools
 import numpy as np
 
 from evolve.scoring import Rejected
+from evolve.verify.points import parse_points
 
 N = 11
 TOL = 1e-12
@@ -34,28 +35,6 @@ AREA = S3 / 4
 BEST_KNOWN = 0.0365298899
 EDGE = 1e-9  # distance-like slack for counting points on an edge (reported, not scored)
 TRIPLES = np.array(list(itertools.combinations(range(N), 3)))
-
-
-def parse_points(output: object, n: int) -> np.ndarray:
-    """The candidate's output as an ``(n, 2)`` float array, or :class:`Rejected` saying why not."""
-    if not isinstance(output, list | tuple):
-        raise Rejected(f"expected a list of {n} points [x, y]; got {type(output).__name__}")
-    if len(output) != n:
-        raise Rejected(f"expected exactly {n} points, got {len(output)}")
-    for i, row in enumerate(output):
-        if not isinstance(row, list | tuple) or len(row) != 2:
-            raise Rejected(f"point {i}: expected [x, y], got {row!r:.80}")
-        for v in row:
-            if isinstance(v, bool) or not isinstance(v, int | float):
-                raise Rejected(f"point {i}: {v!r:.40} is not a real number")
-    try:
-        pts = np.array(output, dtype=np.float64)
-    except (OverflowError, ValueError) as exc:
-        raise Rejected(f"points are not representable as floats: {exc}") from None
-    bad = np.flatnonzero(~np.isfinite(pts).all(axis=1))
-    if bad.size:
-        raise Rejected(f"point {bad[0]} has a non-finite coordinate: {pts[bad[0]].tolist()}")
-    return pts
 
 
 def edge_violations(pts: np.ndarray) -> np.ndarray:
@@ -73,7 +52,7 @@ def triangle_areas(pts: np.ndarray) -> np.ndarray:
 
 def score(output: object) -> tuple[dict[str, float], str]:
     """Validate the points and return (metrics, feedback)."""
-    pts = parse_points(output, N)
+    pts = parse_points(output, N, 2, listing=f"{N} points [x, y]", row="[x, y]")
     viol = edge_violations(pts)
     outside = np.flatnonzero(viol.max(axis=0) > TOL)
     if outside.size:

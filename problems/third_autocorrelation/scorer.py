@@ -13,7 +13,9 @@ construction)
 
     C3' bound = 2n * max|a * a| / (sum a)^2,     a * a = numpy.convolve(a, a)
 
-Pinned computation, in IEEE double precision:
+Pinned computation, in IEEE double precision (the parsing, scaling and FFT are
+those of :mod:`evolve.verify.step_functions`, with ``MAX_STEPS = 200_000`` and
+``DIRECT_MAX = 8192``):
 
 - the output is a flat list of 1..MAX_STEPS finite real numbers (negative values allowed), not
   all zero;
@@ -33,55 +35,21 @@ from __future__ import annotations
 import numpy as np
 
 from evolve.scoring import Rejected
+from evolve.verify.step_functions import DIRECT_MAX, autoconvolution, parse_scaled_heights
 
-MAX_STEPS = 200_000
-DIRECT_MAX = 8192
 BEST_KNOWN = 1.4687620697
-
-
-def parse_heights(output: object, max_steps: int = MAX_STEPS) -> np.ndarray:
-    """The candidate's heights as a 1-D float array, or :class:`Rejected` saying why not."""
-    if not isinstance(output, list | tuple):
-        raise Rejected(f"expected a flat list of step heights; got {type(output).__name__}")
-    if not 1 <= len(output) <= max_steps:
-        raise Rejected(f"expected between 1 and {max_steps} step heights, got {len(output)}")
-    for i, v in enumerate(output):
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            raise Rejected(f"height {i} is {v!r:.40}, not a real number (return a flat list)")
-    try:
-        a = np.array(output, dtype=np.float64)
-    except (OverflowError, ValueError) as exc:
-        raise Rejected(f"heights are not representable as floats: {exc}") from None
-    bad = np.flatnonzero(~np.isfinite(a))
-    if bad.size:
-        raise Rejected(f"height {bad[0]} is not finite ({a[bad[0]]})")
-    return a
-
-
-def autoconvolution(a: np.ndarray) -> np.ndarray:
-    """``numpy.convolve(a, a)``; by FFT for long inputs (see the module docstring)."""
-    n = len(a)
-    if n <= DIRECT_MAX:
-        return np.convolve(a, a)
-    size = 1 << (2 * n - 1).bit_length()
-    spectrum = np.fft.rfft(a, size)
-    return np.fft.irfft(spectrum * spectrum, size)[: 2 * n - 1]
 
 
 def score(output: object) -> tuple[dict[str, float], str]:
     """Validate the heights and return (metrics, feedback)."""
-    a = parse_heights(output)
-    peak = np.abs(a).max()
-    if peak <= 0:
-        raise Rejected("all heights are zero; f must have a non-zero integral")
-    a = a / peak
+    a = parse_scaled_heights(output, signed=True)
     n = len(a)
     total = a.sum()
     if total == 0:
         raise Rejected(
             "the heights sum to 0; the bound divides by (int f)^2, so it must not vanish"
         )
-    conv = np.abs(autoconvolution(a))
+    conv = np.abs(autoconvolution(a, DIRECT_MAX))
     c3 = float(2 * n * conv.max() / total**2)
     if not np.isfinite(c3):
         raise Rejected(f"the bound is not finite ({c3}); the sum of the heights is too close to 0")
