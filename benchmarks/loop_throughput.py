@@ -4,8 +4,13 @@ server that answers after a fixed latency L with a valid diff.
 The problem burns ~20 ms of CPU per evaluation, every candidate sandboxed. For each scenario the
 script prints iterations per second, the limit min(cores / evaluation time, in-flight / L) and
 the ratio, and the controller process's own CPU per iteration (event loop, SDK client, prompts,
-diffs, database; the sandboxes and the model server run in other processes). A last scenario
-checks that per-iteration cost stays flat as the database grows from 100 to 10,000 programs.
+diffs, database; the sandboxes and the model server run in other processes), split into the
+event-loop thread and the database writer thread (Linux). A scenario checks that per-iteration
+cost stays flat as the database grows from 100 to 10,000 programs. Last, the pieces of the
+controller's CPU are measured one at a time, with nothing else running: a model call through the
+SDK, the controller's side of one sandboxed evaluation, and one iteration's database writes.
+Under load the same work costs more CPU (the evaluations share the cores and the caches), so the
+pieces add up to less than the whole.
 
     python benchmarks/loop_throughput.py            # all scenarios
     python benchmarks/loop_throughput.py --quick    # fewer iterations
@@ -19,17 +24,21 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from evaluators.local import LocalEvaluator
 from evolve.app import build_controller, start_run
 from evolve.codehash import code_hash
 from evolve.config import RunConfig
 from evolve.controller import Progress
 from evolve.database import Database
-from evolve.problem import load_problem
-from evolve.records import Program, Status
+from evolve.llm.factory import build_llm
+from evolve.problem import Problem, load_problem
+from evolve.prompts import PromptBuilder, PromptContext
+from evolve.records import LLMReply, LLMRequest, Program, Status
 
 HERE = Path(__file__).resolve().parent
 PROBLEM = HERE / "busy_problem"
@@ -41,6 +50,7 @@ class Result:
     iterations: int
     wall_s: float
     cpu_s: float
+    threads_s: dict[str, float]  # CPU per thread (by name, numbers dropped); empty off Linux
 
     @property
     def rate(self) -> float:
@@ -49,6 +59,37 @@ class Result:
     @property
     def cpu_ms_per_iter(self) -> float:
         return 1000 * self.cpu_s / self.iterations
+
+    def thread_ms_per_iter(self, name: str) -> str:
+        value = self.threads_s.get(name)
+        return "-" if value is None else f"{1000 * value / self.iterations:.2f}"
+
+
+def thread_cpu() -> dict[int, tuple[str, float]]:
+    """CPU seconds so far of each live thread of this process, by native id (Linux only)."""
+    names = {t.native_id: t.name.rstrip("0123456789_-") for t in threading.enumerate()}
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[int, tuple[str, float]] = {}
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/stat", encoding="ascii") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[int(tid)] = (names.get(int(tid), "other"), (int(fields[11]) + int(fields[12])) / tick)
+    return out
+
+
+def cpu_between(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """CPU spent per thread name between two :func:`thread_cpu` snapshots."""
+    spent: dict[str, float] = {}
+    for tid, (name, seconds) in after.items():
+        spent[name] = spent.get(name, 0.0) + seconds - before.get(tid, (name, 0.0))[1]
+    return spent
 
 
 def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
@@ -77,9 +118,14 @@ async def drive(cfg: RunConfig, *, resume_db: Database | None = None) -> Result:
     else:
         problem, db = load_problem(cfg.problem), resume_db
     marks: list[tuple[int, float, float]] = []
+    snapshots: dict[str, dict[int, tuple[str, float]]] = {}
 
     def mark(p: Progress) -> None:
         marks.append((p.applied, time.perf_counter(), time.process_time()))
+        if "first" not in snapshots and p.applied > marks[0][0]:
+            snapshots["first"] = thread_cpu()
+        if p.applied >= cfg.max_iterations:
+            snapshots["last"] = thread_cpu()
 
     controller = build_controller(run_id=cfg.run_name or "", config=cfg, problem=problem, db=db, on_progress=mark)
     try:
@@ -89,7 +135,8 @@ async def drive(cfg: RunConfig, *, resume_db: Database | None = None) -> Result:
     db.close()
     first = next(m for m in marks if m[0] > marks[0][0])  # the first iteration after start-up
     last = marks[-1]
-    return Result(last[0] - first[0], last[1] - first[1], last[2] - first[2])
+    threads = cpu_between(snapshots["first"], snapshots["last"]) if "last" in snapshots else {}
+    return Result(last[0] - first[0], last[1] - first[1], last[2] - first[2], threads)
 
 
 def prefill(cfg: RunConfig, n: int) -> Database:
@@ -110,6 +157,61 @@ def prefill(cfg: RunConfig, n: int) -> Database:
     return db
 
 
+def sample_program(problem: Problem, run_id: str, i: int) -> Program:
+    """A pending program with a distinct variant of the initial code."""
+    code = problem.initial_code.replace("[0.5, 1.5, 2.5]", f"[0.5, 1.5, {2.5 + i * 1e-6:.7f}]")
+    return Program(
+        id=f"p{i:06d}", run_id=run_id, iteration=i, parent_id=None, island=0, generation=1, code=code,
+        code_hash=code_hash(code), status=Status.PENDING,
+    )
+
+
+async def pieces(runs: Path, url: str, n: int) -> dict[str, float]:
+    """CPU per call of each piece, alone and in sequence, in this process (ms)."""
+    cfg = config(runs, "pieces", url, 1, 1)
+    _loc, problem, db = start_run(cfg)
+    parent = sample_program(problem, "pieces", 0)
+    messages = PromptBuilder(problem).render(PromptContext(parent=parent, mode="diff"))
+    request = LLMRequest(messages=messages, mode="diff", parent_code=parent.code or "")
+    out: dict[str, float] = {}
+
+    llm = build_llm(cfg.llm, seed=0, environ=os.environ)
+    try:
+        for _ in range(10):
+            reply = await llm.complete(request)
+        t0 = time.process_time()
+        for _ in range(n):
+            reply = await llm.complete(request)
+        out["model call (openai SDK, local server)"] = (time.process_time() - t0) / n
+    finally:
+        await llm.aclose()
+
+    evaluator = LocalEvaluator(problem, cfg.evaluator)
+    try:
+        for i in range(5):
+            await evaluator.evaluate(sample_program(problem, "pieces", i).code or "")
+        codes = [sample_program(problem, "pieces", 100 + i).code or "" for i in range(n)]
+        t0 = time.process_time()
+        for code in codes:
+            await evaluator.evaluate(code)
+        out["evaluation, controller side (sandbox setup, pipes, scorer)"] = (time.process_time() - t0) / n
+    finally:
+        await evaluator.aclose()
+
+    programs = [sample_program(problem, "pieces", 1000 + i) for i in range(n)]
+    finished = [p.model_copy(update={"status": Status.EVALUATED, "metrics": {"closeness": -0.75},
+                                     "features": {"code_length": 400.0}, "cell": (5,),
+                                     "timings": {"llm_s": 0.1, "eval_s": 0.05, "sandbox_s": 0.04}}) for p in programs]
+    reply = LLMReply(model="bench", text=reply.text, input_tokens=1000, output_tokens=100)
+    t0 = time.process_time()
+    for p, f in zip(programs, finished, strict=True):
+        db.add_llm_call("pieces", p.iteration, messages, reply, model="bench", mode="diff", program=p)
+        db.finish_program(f, score=-0.75)
+    out["database writes (model call + program; outcome)"] = (time.process_time() - t0) / n
+    db.close()
+    return {k: 1000 * v for k, v in out.items()}
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
@@ -117,7 +219,7 @@ async def main() -> None:
     cores = os.cpu_count() or 1
     n = 80 if args.quick else 240
     print(f"machine: {cores} cores; evaluation burns {EVAL_CPU_S * 1000:.0f} ms CPU; every candidate sandboxed")
-    print(f"{'scenario':<34}{'it/s':>8}{'limit':>8}{'ratio':>8}{'ctrl CPU ms/it':>16}")
+    print(f"{'scenario':<34}{'it/s':>8}{'limit':>8}{'ratio':>8}{'ctrl CPU ms/it':>16}{'loop thread':>13}{'DB thread':>11}")
     with tempfile.TemporaryDirectory() as tmp:
         runs = Path(tmp)
         for latency, in_flight in ((0.5, 8), (0.0, 8)):
@@ -130,7 +232,8 @@ async def main() -> None:
                 server.wait()
             limit = min(cores / EVAL_CPU_S, in_flight / latency if latency else float("inf"))
             print(f"{f'L={latency * 1000:.0f} ms, {in_flight} in flight':<34}{res.rate:>8.1f}{limit:>8.1f}"
-                  f"{res.rate / limit:>8.2f}{res.cpu_ms_per_iter:>16.2f}")
+                  f"{res.rate / limit:>8.2f}{res.cpu_ms_per_iter:>16.2f}{res.thread_ms_per_iter('MainThread'):>13}"
+                  f"{res.thread_ms_per_iter('evolve-db'):>11}")
 
         server, url = start_server(0.0)
         try:
@@ -141,10 +244,15 @@ async def main() -> None:
                 fill_s = time.perf_counter() - t0
                 res = await drive(cfg, resume_db=db)
                 print(f"{f'{size:,} programs in the database':<34}{res.rate:>8.1f}{'':>8}{'':>8}"
-                      f"{res.cpu_ms_per_iter:>16.2f}   (prefill {fill_s:.1f} s)")
+                      f"{res.cpu_ms_per_iter:>16.2f}{res.thread_ms_per_iter('MainThread'):>13}"
+                      f"{res.thread_ms_per_iter('evolve-db'):>11}   (prefill {fill_s:.1f} s)")
+            alone = await pieces(runs, url, 50 if args.quick else 200)
         finally:
             server.terminate()
             server.wait()
+    print("controller CPU per call, each piece alone (ms):")
+    for name, ms in alone.items():
+        print(f"  {name:<64}{ms:>6.2f}")
 
 
 if __name__ == "__main__":

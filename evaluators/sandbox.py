@@ -137,7 +137,8 @@ async def run_candidate(
             os.close(result_w)
             os.close(output_w)
         try:
-            returncode = await asyncio.wait_for(child.wait(), spec.timeout_s)
+            async with asyncio.timeout(spec.timeout_s):  # no extra task, unlike wait_for
+                returncode = await child.wait()
         except TimeoutError:
             timed_out = True
         child.kill()

@@ -157,7 +157,8 @@ class ScorerPool:
         async with self._slots:
             worker = self._idle.pop() if self._idle else await self._spawn()
             try:
-                reply = await asyncio.wait_for(worker.request(payload), self._timeout_s)
+                async with asyncio.timeout(self._timeout_s):
+                    reply = await worker.request(payload)
             except TimeoutError:
                 self._discard(worker)
                 return ScoreOutcome(

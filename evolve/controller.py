@@ -15,7 +15,7 @@ import hashlib
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -40,7 +40,7 @@ from evolve.errors import UserError
 from evolve.llm.base import LLM, LLMError
 from evolve.problem import Problem
 from evolve.prompts import PromptBuilder, PromptContext
-from evolve.records import ErrorInfo, EvalResult, LLMReply, LLMRequest, Program, Status
+from evolve.records import ErrorInfo, EvalResult, LLMReply, LLMRequest, Message, Program, Status
 from evolve.selection import choose_mode, select_inspirations, select_parent
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,16 @@ class Selection:
     other: Program | None
     failures: tuple[ErrorInfo, ...]
     seed: int
+
+
+@dataclass(frozen=True)
+class _Call:
+    """A finished model call that is not written yet."""
+
+    messages: Sequence[Message]
+    mode: str
+    reply: LLMReply | None = None
+    error: tuple[str, str] | None = None
 
 
 @dataclass
@@ -343,16 +353,16 @@ class Controller:
             mode=sel.mode,
             inspiration_ids=tuple(p.id for p in (*sel.top, *sel.diverse, *([sel.other] if sel.other else []))),
         )
-        reply, call_id = await self._propose(sel, ctx)
+        reply, call = await self._propose(sel, ctx)
         t_llm = time.monotonic() - t0
         if reply is None:
-            return await self._finish_early(base, Status.LLM_ERROR, "the model call failed", call_id, t_llm)
+            return await self._finish_early(base, Status.LLM_ERROR, "the model call failed", call, t_llm)
         try:
             code = build_child(parent.code, reply.text, "diff" if sel.mode == "diff" else "rewrite")
         except DiffError as exc:
-            return await self._finish_early(base, Status.DIFF_ERROR, str(exc), call_id, t_llm)
+            return await self._finish_early(base, Status.DIFF_ERROR, str(exc), call, t_llm)
         if code == parent.code:
-            return await self._finish_early(base, Status.DIFF_ERROR, "the edits change nothing", call_id, t_llm)
+            return await self._finish_early(base, Status.DIFF_ERROR, "the edits change nothing", call, t_llm)
         child = base.model_copy(
             update={
                 "code": code,
@@ -361,11 +371,15 @@ class Controller:
                 "timings": {"llm_s": t_llm},
             }
         )
-        await self._db_call(partial(self._db.add_program, child, llm_call_id=call_id))
+        await self._record(child, call)
         await self._evaluate_pending(child)
 
-    async def _propose(self, sel: Selection, ctx: PromptContext) -> tuple[LLMReply | None, int | None]:
-        """Ask the model; shrink the prompt on a context-length error; record every call."""
+    async def _propose(self, sel: Selection, ctx: PromptContext) -> tuple[LLMReply | None, _Call | None]:
+        """Ask the model; shrink the prompt on a context-length error; record every call.
+
+        The call that ends the attempts (a reply, or a retryable error) is returned unwritten, to
+        be recorded with the program made from it in one transaction (see :meth:`_record`).
+        """
         reused = self._reuse.pop(sel.iteration, None)
         attempts = [ctx, PromptContext(parent=ctx.parent, mode=ctx.mode, top=ctx.top[:1], other=ctx.other),
                     PromptContext(parent=ctx.parent, mode=ctx.mode if ctx.mode != "crossover" else "diff")]
@@ -383,31 +397,39 @@ class Controller:
                 async with self._llm_slots:
                     reply = await self._llm.complete(request)
             except LLMError as exc:
-                call_id = await self._db_call(
+                failed = _Call(messages, attempt.mode, error=(exc.kind, str(exc)))
+                if exc.retryable and exc.kind != "context_length":
+                    return None, failed
+                await self._db_call(
                     partial(self._db.add_llm_call, self.run_id, sel.iteration, messages, None,
-                            model=self._llm.name, mode=attempt.mode, error=(exc.kind, str(exc)))
+                            model=self._llm.name, mode=attempt.mode, error=failed.error)
                 )
                 if exc.kind == "context_length":
                     continue
-                if not exc.retryable:
-                    raise RunAborted(str(exc)) from exc
-                return None, call_id
+                raise RunAborted(str(exc)) from exc
             self._charge(reply)
             self._models[sel.iteration] = (reply.model, reply.cost_usd)
-            call_id = await self._db_call(
-                partial(self._db.add_llm_call, self.run_id, sel.iteration, messages, reply,
-                        model=self._llm.name, mode=attempt.mode)
-            )
-            return reply, call_id
+            return reply, _Call(messages, attempt.mode, reply=reply)
         return None, None
 
+    async def _record(self, program: Program, call: _Call | None) -> None:
+        """Write a new program, in one transaction with the model call it was made from: one
+        write instead of two on every iteration's path."""
+        if call is None:
+            await self._db_call(self._db.add_program, program)
+            return
+        await self._db_call(
+            partial(self._db.add_llm_call, self.run_id, program.iteration, call.messages, call.reply,
+                    model=self._llm.name, mode=call.mode, error=call.error, program=program)
+        )
+
     async def _finish_early(
-        self, base: Program, status: Status, message: str, call_id: int | None, t_llm: float
+        self, base: Program, status: Status, message: str, call: _Call | None, t_llm: float
     ) -> None:
         failed = base.model_copy(
             update={"status": status, "error": ErrorInfo(kind=status, message=message), "timings": {"llm_s": t_llm}}
         )
-        await self._db_call(partial(self._db.add_program, failed, llm_call_id=call_id))
+        await self._record(failed, call)
         self._complete(failed)
 
     async def _evaluate_pending(self, program: Program) -> None:

@@ -11,7 +11,17 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -57,6 +67,33 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+# Statements on every iteration's path, built once: building an ORM statement costs more CPU
+# than SQLite takes to run it, and a prebuilt one hits SQLAlchemy's compiled cache directly.
+_PROGRAMS = Base.metadata.tables[ProgramRow.__tablename__]
+_CALLS = Base.metadata.tables[LLMCallRow.__tablename__]
+_INSERT_PROGRAM = insert(_PROGRAMS)
+_INSERT_INSPIRATIONS = insert(Base.metadata.tables[InspirationRow.__tablename__])
+_INSERT_CALL = insert(_CALLS).returning(_CALLS.c.id)
+_OUTCOME_COLUMNS = ("status", "metrics", "features", "cell", "score", "feedback", "stdout_tail", "timings", "evaluated_at")
+_ERROR_COLUMNS = ("error_kind", "error_message", "error_stage")
+
+
+def _finish_statement(columns: Sequence[str]) -> Any:
+    """One conditional UPDATE: the row moves only from a status that allows the move."""
+    return (
+        update(_PROGRAMS)
+        .where(_PROGRAMS.c.id == bindparam("_id"), _PROGRAMS.c.status.in_(bindparam("_from", expanding=True)))
+        .values({name: bindparam(name) for name in columns})
+    )
+
+
+_FINISH = _finish_statement(_OUTCOME_COLUMNS)
+_FINISH_WITH_ERROR = _finish_statement(_OUTCOME_COLUMNS + _ERROR_COLUMNS)
+_ALLOWED_FROM = {
+    status: [old.value for old, new in TRANSITIONS.items() if old is not None and status in new] for status in Status
+}
 
 
 def program_from_row(row: ProgramRow, inspirations: Sequence[str] = ()) -> Program:
@@ -160,17 +197,8 @@ class Database:
                     score: float | None = None) -> None:
         """Insert a new program (pending, or already terminal for llm/diff errors)."""
         check_transition(None, program.status)
-        row = _values_of(program, stdout_tail=stdout_tail, llm_call_id=llm_call_id, score=score)
         with self._engine.begin() as conn:  # Core statements: this is on every iteration's path
-            conn.execute(insert(ProgramRow), [row])
-            if program.inspiration_ids:
-                conn.execute(
-                    insert(InspirationRow),
-                    [
-                        {"program_id": program.id, "inspiration_id": iid, "position": k}
-                        for k, iid in enumerate(program.inspiration_ids)
-                    ],
-                )
+            _insert_program(conn, program, stdout_tail=stdout_tail, llm_call_id=llm_call_id, score=score)
 
     def bulk_add_programs(self, programs: Sequence[Program], *, primary: str) -> None:
         """Insert finished programs in one transaction (imports, benchmarks)."""
@@ -183,6 +211,8 @@ class Database:
     def finish_program(self, program: Program, *, stdout_tail: str = "", score: float | None = None) -> None:
         """Write the evaluation outcome of a pending program; checks the lifecycle move."""
         values: dict[str, Any] = {
+            "_id": program.id,
+            "_from": _ALLOWED_FROM[program.status],
             "status": program.status.value,
             "metrics": jsonable(program.metrics),
             "features": jsonable(program.features),
@@ -193,20 +223,16 @@ class Database:
             "timings": jsonable(program.timings),
             "evaluated_at": utcnow(),
         }
+        statement = _FINISH
         if program.error is not None:
+            statement = _FINISH_WITH_ERROR
             values |= {
                 "error_kind": program.error.kind.value,
                 "error_message": program.error.message,
                 "error_stage": program.error.stage,
             }
         with self._engine.begin() as conn:
-            # one conditional UPDATE: the row moves only from a status that allows this move
-            allowed_from = [old.value for old, new in TRANSITIONS.items() if old is not None and program.status in new]
-            done = conn.execute(
-                update(ProgramRow)
-                .where(ProgramRow.id == program.id, ProgramRow.status.in_(allowed_from))
-                .values(**values)
-            )
+            done = conn.execute(statement, values)
             if done.rowcount != 1:
                 old = conn.execute(select(ProgramRow.status).where(ProgramRow.id == program.id)).scalar()
                 if old is None:
@@ -306,7 +332,12 @@ class Database:
         model: str,
         mode: str,
         error: tuple[str, str] | None = None,
+        program: Program | None = None,
     ) -> int:
+        """Record one model call; its id. With ``program`` (new, made from this call), insert
+        that program in the same transaction, linked to the call."""
+        if program is not None:
+            check_transition(None, program.status)
         row = {
             "run_id": run_id,
             "iteration": iteration,
@@ -323,8 +354,10 @@ class Database:
             "created_at": utcnow(),
         }
         with self._engine.begin() as conn:
-            result = conn.execute(insert(LLMCallRow).returning(LLMCallRow.id), [row])
-            return int(result.scalar_one())
+            call_id = int(conn.execute(_INSERT_CALL, [row]).scalar_one())
+            if program is not None:
+                _insert_program(conn, program, stdout_tail="", llm_call_id=call_id, score=None)
+            return call_id
 
     def llm_replies(self, run_id: str) -> dict[int, str]:
         """The last successful reply text per iteration (reused on resume, and by replay)."""
@@ -390,8 +423,23 @@ class Database:
             )
 
 
+def _insert_program(
+    conn: Connection, program: Program, *, stdout_tail: str, llm_call_id: int | None, score: float | None
+) -> None:
+    conn.execute(_INSERT_PROGRAM, [_values_of(program, stdout_tail=stdout_tail, llm_call_id=llm_call_id, score=score)])
+    if program.inspiration_ids:
+        conn.execute(
+            _INSERT_INSPIRATIONS,
+            [
+                {"program_id": program.id, "inspiration_id": iid, "position": k}
+                for k, iid in enumerate(program.inspiration_ids)
+            ],
+        )
+
+
 def _values_of(p: Program, *, stdout_tail: str, llm_call_id: int | None, score: float | None) -> dict[str, Any]:
     """A program as the column values of its row."""
+    now = utcnow()
     return {
         "id": p.id,
         "run_id": p.run_id,
@@ -415,6 +463,6 @@ def _values_of(p: Program, *, stdout_tail: str, llm_call_id: int | None, score: 
         "stdout_tail": stdout_tail,
         "timings": jsonable(p.timings),
         "llm_call_id": llm_call_id,
-        "created_at": utcnow(),
-        "evaluated_at": utcnow() if p.status.is_terminal else None,
+        "created_at": now,
+        "evaluated_at": now if p.status.is_terminal else None,
     }

@@ -76,28 +76,36 @@ class OpenAIChatModel:
     async def aclose(self) -> None:
         await self._client.close()
 
-    def _params(self, request: LLMRequest) -> dict[str, Any]:
+    def _body(self, request: LLMRequest) -> dict[str, Any]:
+        """The request's JSON body, exactly as ``chat.completions.create`` would send it."""
         spec = self._spec
-        params: dict[str, Any] = {
+        body: dict[str, Any] = {
             "model": spec.model,
-            "timeout": spec.timeout_s,
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],
         }
         # OpenAI's own API replaced max_tokens with max_completion_tokens (reasoning models reject
         # the old name); compatible servers mostly still expect max_tokens.
         tokens_key = "max_completion_tokens" if spec.provider == "openai" else "max_tokens"
-        params[tokens_key] = spec.max_tokens
+        body[tokens_key] = spec.max_tokens
         if spec.temperature is not None:
-            params["temperature"] = spec.temperature
+            body["temperature"] = spec.temperature
         if spec.extra_body:
-            params["extra_body"] = dict(spec.extra_body)
-        return params
+            body.update(spec.extra_body)
+        return body
 
     async def _attempt(self, request: LLMRequest) -> LLMReply:
         async with self._limiter:
             started = time.perf_counter()
             try:
-                response = await self._client.chat.completions.create(**self._params(request))
+                # The SDK's documented call for a ready body: the same request on the wire as
+                # chat.completions.create, without its typed-params transform (~0.6 ms of CPU
+                # per call, and the identity for plain-text messages).
+                response = await self._client.post(
+                    "/chat/completions",
+                    cast_to=ChatCompletion,
+                    body=self._body(request),
+                    options={"timeout": self._spec.timeout_s, "security": {"bearer_auth": True}},
+                )
             except openai.APIStatusError as exc:
                 raise self._status_error(exc) from exc
             except openai.APITimeoutError as exc:
