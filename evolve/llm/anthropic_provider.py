@@ -8,17 +8,14 @@ injected (built by :mod:`evolve.llm.factory` with ``max_retries=0``).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
 import anthropic
-import numpy as np
 from anthropic.types import Message as AnthropicMessage
 
-from evolve.llm.config import ModelSpec, RetryConfig
+from evolve.llm.config import ModelSpec
 from evolve.llm.errors import (
-    CallContext,
     ProviderError,
     classify_connection,
     classify_status,
@@ -26,7 +23,7 @@ from evolve.llm.errors import (
     malformed_reply,
 )
 from evolve.llm.pricing import Usage, cost_usd
-from evolve.llm.retry import call_with_retries
+from evolve.llm.sdk_model import SDKModel
 from evolve.records import LLMReply, LLMRequest
 
 __all__ = ["AnthropicModel", "anthropic_params"]
@@ -56,48 +53,8 @@ def anthropic_params(spec: ModelSpec, request: LLMRequest) -> dict[str, Any]:
     return params
 
 
-class AnthropicModel:
-    """One Claude model, retried and bounded in concurrency.
-
-    Args:
-        spec: the model's configuration.
-        client: the SDK client; shared by models on the same endpoint.
-        limiter: bounds requests in flight to the endpoint.
-        retry: the retry policy.
-        rng: jitter source for the backoff.
-    """
-
-    def __init__(
-        self,
-        spec: ModelSpec,
-        client: anthropic.AsyncAnthropic,
-        limiter: asyncio.Semaphore,
-        retry: RetryConfig,
-        rng: np.random.Generator,
-    ) -> None:
-        self._spec = spec
-        self._client = client
-        self._limiter = limiter
-        self._retry = retry
-        self._rng = rng
-        self._ctx = CallContext(
-            spec.provider, spec.model, spec.resolved_base_url(), spec.resolved_key_env()
-        )
-
-    @property
-    def name(self) -> str:
-        return self._spec.model
-
-    async def complete(self, request: LLMRequest) -> LLMReply:
-        """Ask the model for one completion, retrying retryable failures.
-
-        Raises:
-            LLMError: see :mod:`evolve.llm.errors` for the kinds.
-        """
-        return await call_with_retries(lambda: self._attempt(request), self._retry, self._rng)
-
-    async def aclose(self) -> None:
-        await self._client.close()
+class AnthropicModel(SDKModel[anthropic.AsyncAnthropic]):
+    """One Claude model, retried and bounded in concurrency."""
 
     async def _attempt(self, request: LLMRequest) -> LLMReply:
         params = anthropic_params(self._spec, request)

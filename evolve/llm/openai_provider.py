@@ -9,17 +9,13 @@ SDK's exceptions to :class:`~evolve.llm.errors.ProviderError`, and the response 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
-import numpy as np
 import openai
 from openai.types.chat import ChatCompletion
 
-from evolve.llm.config import ModelSpec, RetryConfig
 from evolve.llm.errors import (
-    CallContext,
     ProviderError,
     classify_connection,
     classify_status,
@@ -27,54 +23,14 @@ from evolve.llm.errors import (
     malformed_reply,
 )
 from evolve.llm.pricing import Usage, cost_usd
-from evolve.llm.retry import call_with_retries
+from evolve.llm.sdk_model import SDKModel
 from evolve.records import LLMReply, LLMRequest
 
 __all__ = ["OpenAIChatModel"]
 
 
-class OpenAIChatModel:
-    """One chat model on an OpenAI-compatible endpoint, retried and bounded in concurrency.
-
-    Args:
-        spec: the model's configuration.
-        client: the SDK client for the endpoint; shared by models on the same endpoint.
-        limiter: bounds requests in flight to the endpoint; shared with the client.
-        retry: the retry policy.
-        rng: jitter source for the backoff.
-    """
-
-    def __init__(
-        self,
-        spec: ModelSpec,
-        client: openai.AsyncOpenAI,
-        limiter: asyncio.Semaphore,
-        retry: RetryConfig,
-        rng: np.random.Generator,
-    ) -> None:
-        self._spec = spec
-        self._client = client
-        self._limiter = limiter
-        self._retry = retry
-        self._rng = rng
-        self._ctx = CallContext(
-            spec.provider, spec.model, spec.resolved_base_url(), spec.resolved_key_env()
-        )
-
-    @property
-    def name(self) -> str:
-        return self._spec.model
-
-    async def complete(self, request: LLMRequest) -> LLMReply:
-        """Ask the model for one completion, retrying retryable failures.
-
-        Raises:
-            LLMError: see :mod:`evolve.llm.errors` for the kinds.
-        """
-        return await call_with_retries(lambda: self._attempt(request), self._retry, self._rng)
-
-    async def aclose(self) -> None:
-        await self._client.close()
+class OpenAIChatModel(SDKModel[openai.AsyncOpenAI]):
+    """One chat model on an OpenAI-compatible endpoint, retried and bounded in concurrency."""
 
     def _body(self, request: LLMRequest) -> dict[str, Any]:
         """The request's JSON body, exactly as ``chat.completions.create`` would send it."""
