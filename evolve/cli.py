@@ -103,8 +103,11 @@ def status(
     run: Annotated[str | None, typer.Argument(help="run folder or name; none lists all runs")] = None,
     db: DbOpt = None,
     runs_dir: RunsDir = "runs",
+    html: Annotated[Path | None, typer.Option("--html", help="also write a page with the score chart and archive maps")] = None,
 ) -> None:
     """Show a run: progress, best program, failures by kind, archive, model usage."""
+    if html is not None and run is None:
+        raise UserError("--html needs a RUN")
     if run is None:
         out.print(report.runs_table(Path(runs_dir)))
         return
@@ -112,6 +115,9 @@ def status(
     database = wiring.open_db(loc)
     try:
         out.print(report.run_status(database, loc.run_id))
+        if html is not None:
+            html.write_text(report.run_html(database, loc.run_id))
+            err.print(f"wrote {html}")
     finally:
         database.close()
 

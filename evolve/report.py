@@ -19,6 +19,7 @@ from evolve.display import fmt_score
 from evolve.errors import UserError
 from evolve.problem import Problem, load_problem, problems_dirs
 from evolve.records import Program, Status
+from evolve.runpage import run_page
 
 
 def _run_row(db: Database, run_id: str) -> RunRow:
@@ -222,6 +223,13 @@ def lineage_html(chain: list[Program], primary: str, *, run_id: str) -> str:
         f"<style>{style}</style></head><body><h1>Lineage of {html.escape(chain[-1].id if chain else '')}</h1>"
         f"<p>run {html.escape(run_id)} · {len(chain)} programs · {html.escape(primary)}</p>{svg}{''.join(steps)}</body></html>"
     )
+
+
+def run_html(db: Database, run_id: str) -> str:
+    """The run's page: score over iterations and the archive maps (see :mod:`evolve.runpage`)."""
+    row = _run_row(db, run_id)
+    islands = int(row.config.get("search", {}).get("islands", 1))
+    return run_page(run_id, db.programs(run_id), run_problem(db, run_id), islands)
 
 
 def problems_table() -> RenderableType:

@@ -48,7 +48,15 @@ def test_init_run_status_best_lineage_eval(tmp_path: Path) -> None:
     lineage = evolve("lineage", "r1", "--html", "lineage.html", cwd=tmp_path)
     assert lineage.returncode == 0, lineage.stderr
     assert "iteration 0" in lineage.stdout and "lineage:" in lineage.stdout
-    assert "<svg" in (tmp_path / "lineage.html").read_text() or lineage.stdout.count("iteration") == 1
+    steps = int(lineage.stdout.split("lineage: ", 1)[1].split()[0])
+    assert steps >= 2  # 30 offline iterations improve on the initial energy
+    page = (tmp_path / "lineage.html").read_text()
+    assert "<svg" in page and page.count("<section>") == steps
+
+    report = evolve("status", "r1", "--html", "run.html", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    run_page = (tmp_path / "run.html").read_text()
+    assert "<svg" in run_page and "island 0:" in run_page and "evaluated" in run_page
 
 
 def test_eval_reports_a_failing_program_with_exit_0(tmp_path: Path) -> None:
