@@ -22,7 +22,7 @@ from evolve.llm.errors import (
     empty_reply,
     malformed_reply,
 )
-from evolve.llm.pricing import Usage, cost_usd
+from evolve.llm.pricing import Usage
 from evolve.llm.sdk_model import SDKModel
 from evolve.records import LLMReply, LLMRequest
 
@@ -96,17 +96,7 @@ class OpenAIChatModel(SDKModel[openai.AsyncOpenAI]):
         text = choice.message.content or ""
         if not text.strip():
             raise empty_reply(self._ctx, f"finish_reason={choice.finish_reason}")
-        usage = _usage(response)
-        return LLMReply(
-            model=self._spec.model,
-            text=text,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cache_read_tokens=usage.cache_read_tokens,
-            cache_write_tokens=usage.cache_write_tokens,
-            latency_s=latency,
-            cost_usd=cost_usd(usage, self._spec),
-        )
+        return self._make_reply(text, _usage(response), latency)
 
 
 def _usage(response: ChatCompletion) -> Usage:

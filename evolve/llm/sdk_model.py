@@ -10,6 +10,7 @@ import numpy as np
 
 from evolve.llm.config import ModelSpec, RetryConfig
 from evolve.llm.errors import CallContext
+from evolve.llm.pricing import Usage, cost_usd
 from evolve.llm.retry import call_with_retries
 from evolve.records import LLMReply, LLMRequest
 
@@ -66,3 +67,16 @@ class SDKModel(Generic[ClientT]):
 
     async def _attempt(self, request: LLMRequest) -> LLMReply:
         raise NotImplementedError
+
+    def _make_reply(self, text: str, usage: Usage, latency: float) -> LLMReply:
+        """The reply record: text, tokens (cache reads and writes too), latency and cost."""
+        return LLMReply(
+            model=self._spec.model,
+            text=text,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            latency_s=latency,
+            cost_usd=cost_usd(usage, self._spec),
+        )
