@@ -4,6 +4,7 @@ per-endpoint concurrency bound, the retry policy and its jitter source."""
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 from typing import Generic, Protocol, TypeVar
 
 import numpy as np
@@ -22,7 +23,7 @@ class _Closable(Protocol):
 ClientT = TypeVar("ClientT", bound=_Closable)
 
 
-class SDKModel(Generic[ClientT]):
+class SDKModel(ABC, Generic[ClientT]):
     """Base of the provider models: retries :meth:`_attempt`, which subclasses implement.
 
     Args:
@@ -65,8 +66,9 @@ class SDKModel(Generic[ClientT]):
     async def aclose(self) -> None:
         await self._client.close()
 
+    @abstractmethod
     async def _attempt(self, request: LLMRequest) -> LLMReply:
-        raise NotImplementedError
+        """One call to the provider, its failures mapped to ProviderError."""
 
     def _make_reply(self, text: str, usage: Usage, latency: float) -> LLMReply:
         """The reply record: text, tokens (cache reads and writes too), latency and cost."""
