@@ -44,6 +44,9 @@ from evolve.records import ErrorInfo, EvalResult, LLMReply, LLMRequest, Message,
 from evolve.selection import choose_mode, select_inspirations, select_parent
 
 log = logging.getLogger(__name__)
+
+#: How often a running controller marks its run alive in the database.
+HEARTBEAT_S = 10.0
 T = TypeVar("T")
 
 
@@ -195,6 +198,7 @@ class Controller:
                 self._tg = tg
                 if self.config.max_wall_time is not None:
                     self._spawn(self._wall_clock(self.config.max_wall_time))
+                self._spawn(self._heartbeat())
                 self._accepting = True
                 self._check_budgets()  # a resumed run may have spent its budget already
                 try:
@@ -558,6 +562,11 @@ class Controller:
     def _stop(self, reason: str) -> None:
         self._stop_reason = reason
         self._finished.set()
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await self._db_call(self._db.touch_run, self.run_id)
+            await asyncio.sleep(HEARTBEAT_S)
 
     async def _wall_clock(self, seconds: float) -> None:
         await asyncio.sleep(seconds)

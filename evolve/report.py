@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import math
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Group, RenderableType
@@ -13,6 +14,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
+from evolve.controller import HEARTBEAT_S
 from evolve.database import Database
 from evolve.database.models import RunRow
 from evolve.display import fmt_score
@@ -37,6 +39,15 @@ def run_problem(db: Database, run_id: str) -> Problem:
         raise UserError(f"run '{run_id}': cannot load its problem: {exc}") from exc
 
 
+def run_state(row: RunRow) -> str:
+    """The stored status, with ``running`` checked against the heartbeat (a killed run stops beating)."""
+    if row.status != "running":
+        return row.status
+    last = row.updated_at if row.updated_at.tzinfo else row.updated_at.replace(tzinfo=UTC)
+    silent = (datetime.now(UTC) - last).total_seconds()
+    return "running" if silent < 6 * HEARTBEAT_S else f"stale (no heartbeat for {silent / 60:.0f} min: killed? resume it)"
+
+
 def best_of(db: Database, run_id: str) -> tuple[Program, str]:
     problem = run_problem(db, run_id)
     best = db.best_program(run_id, maximize=problem.maximize)
@@ -59,7 +70,7 @@ def runs_table(runs_dir: Path) -> RenderableType:
                 except UserError:
                     best = "-"
                 iters = max(0, sum(counts.values()) - 1)
-                table.add_row(row.id, row.problem, row.status, str(iters), best, f"{row.updated_at:%Y-%m-%d %H:%M}")
+                table.add_row(row.id, row.problem, run_state(row), str(iters), best, f"{row.updated_at:%Y-%m-%d %H:%M}")
         finally:
             db.close()
     return table
@@ -82,7 +93,7 @@ def run_status(db: Database, run_id: str) -> RenderableType:
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold cyan", justify="right")
     head.add_column()
-    head.add_row("run", f"{row.id}  [{row.status}] {row.stop_reason or ''}")
+    head.add_row("run", f"{row.id}  [{run_state(row)}] {row.stop_reason or ''}")
     head.add_row("problem", f"{row.problem}  ({row.problem_root})")
     head.add_row("iterations", f"{max(0, len(programs) - 1)} of {row.config.get('max_iterations')}   seed {row.seed}")
     init_score = initial.score(primary) if initial else None

@@ -192,6 +192,11 @@ class Database:
         with self._tx() as s:
             s.execute(update(RunRow).where(RunRow.id == run_id).values(**values))
 
+    def touch_run(self, run_id: str) -> None:
+        """Mark the run alive now (a heartbeat, so readers can tell a live run from a killed one)."""
+        with self._engine.begin() as conn:
+            conn.execute(update(RunRow).where(RunRow.id == run_id).values(updated_at=utcnow()))
+
     # -- programs ---------------------------------------------------------------------------
     def add_program(self, program: Program, *, stdout_tail: str = "", llm_call_id: int | None = None,
                     score: float | None = None) -> None:
