@@ -8,7 +8,6 @@ injected (built by :mod:`evolve.llm.factory` with ``max_retries=0``).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import anthropic
@@ -17,13 +16,11 @@ from anthropic.types import Message as AnthropicMessage
 from evolve.llm.config import ModelSpec
 from evolve.llm.errors import (
     ProviderError,
-    classify_connection,
     classify_status,
     empty_reply,
-    malformed_reply,
 )
 from evolve.llm.pricing import Usage
-from evolve.llm.sdk_model import SDKModel
+from evolve.llm.sdk_model import SDKErrors, SDKModel
 from evolve.records import LLMReply, LLMRequest
 
 __all__ = ["AnthropicModel", "anthropic_params"]
@@ -53,28 +50,21 @@ def anthropic_params(spec: ModelSpec, request: LLMRequest) -> dict[str, Any]:
     return params
 
 
-class AnthropicModel(SDKModel[anthropic.AsyncAnthropic]):
+class AnthropicModel(SDKModel[anthropic.AsyncAnthropic, AnthropicMessage]):
     """One Claude model, retried and bounded in concurrency."""
 
-    async def _attempt(self, request: LLMRequest) -> LLMReply:
-        params = anthropic_params(self._spec, request)
-        async with self._limiter:
-            started = time.perf_counter()
-            try:
-                response = await self._client.messages.create(**params)
-            except anthropic.APIStatusError as exc:
-                raise self._status_error(exc) from exc
-            except anthropic.APITimeoutError as exc:
-                raise classify_connection(self._ctx, timed_out=True, detail=str(exc)) from exc
-            except anthropic.APIConnectionError as exc:
-                raise classify_connection(self._ctx, timed_out=False, detail=str(exc)) from exc
-            except anthropic.APIError as exc:  # e.g. a body that fails the SDK's validation
-                raise malformed_reply(self._ctx, str(exc)) from exc
-            latency = time.perf_counter() - started
-        try:
-            return self._reply(response, latency)
-        except (AttributeError, TypeError) as exc:  # the SDK builds responses without validation
-            raise malformed_reply(self._ctx, f"{type(exc).__name__}: {exc}") from exc
+    errors = SDKErrors(
+        anthropic.APIStatusError,
+        anthropic.APITimeoutError,
+        anthropic.APIConnectionError,
+        anthropic.APIError,
+    )
+
+    async def _send(self, request: LLMRequest) -> AnthropicMessage:
+        message: AnthropicMessage = await self._client.messages.create(
+            **anthropic_params(self._spec, request)
+        )
+        return message
 
     def _status_error(self, exc: anthropic.APIStatusError) -> ProviderError:
         return classify_status(

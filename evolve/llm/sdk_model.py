@@ -4,13 +4,15 @@ per-endpoint concurrency bound, the retry policy and its jitter source."""
 from __future__ import annotations
 
 import asyncio
+import time
 from abc import ABC, abstractmethod
-from typing import Generic, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import numpy as np
 
 from evolve.llm.config import ModelSpec, RetryConfig
-from evolve.llm.errors import CallContext
+from evolve.llm.errors import CallContext, ProviderError, classify_connection, malformed_reply
 from evolve.llm.pricing import Usage, cost_usd
 from evolve.llm.retry import call_with_retries
 from evolve.records import LLMReply, LLMRequest
@@ -21,10 +23,23 @@ class _Closable(Protocol):
 
 
 ClientT = TypeVar("ClientT", bound=_Closable)
+ResponseT = TypeVar("ResponseT")
 
 
-class SDKModel(ABC, Generic[ClientT]):
-    """Base of the provider models: retries :meth:`_attempt`, which subclasses implement.
+@dataclass(frozen=True)
+class SDKErrors:
+    """An SDK's exception classes, most specific first, as :meth:`SDKModel._attempt` maps them."""
+
+    status: type[Exception]
+    timeout: type[Exception]
+    connection: type[Exception]
+    other: type[Exception]
+
+
+class SDKModel(ABC, Generic[ClientT, ResponseT]):
+    """Base of the provider models: one attempt is :meth:`_send` under the endpoint's limiter, the
+    SDK's exceptions mapped to :class:`ProviderError`, then :meth:`_reply`; :meth:`complete`
+    retries attempts by the retry policy. Subclasses name their SDK's exceptions in ``errors``.
 
     Args:
         spec: the model's configuration.
@@ -66,9 +81,39 @@ class SDKModel(ABC, Generic[ClientT]):
     async def aclose(self) -> None:
         await self._client.close()
 
+    errors: ClassVar[SDKErrors]
+
     @abstractmethod
+    async def _send(self, request: LLMRequest) -> ResponseT:
+        """The SDK call for ``request``."""
+
+    @abstractmethod
+    def _status_error(self, exc: Any) -> ProviderError:
+        """An HTTP error status as a ProviderError (retryable or not, by kind)."""
+
+    @abstractmethod
+    def _reply(self, response: ResponseT, latency: float) -> LLMReply:
+        """The reply record of a response."""
+
     async def _attempt(self, request: LLMRequest) -> LLMReply:
-        """One call to the provider, its failures mapped to ProviderError."""
+        errors = self.errors
+        async with self._limiter:
+            started = time.perf_counter()
+            try:
+                response = await self._send(request)
+            except errors.status as exc:
+                raise self._status_error(exc) from exc
+            except errors.timeout as exc:
+                raise classify_connection(self._ctx, timed_out=True, detail=str(exc)) from exc
+            except errors.connection as exc:
+                raise classify_connection(self._ctx, timed_out=False, detail=str(exc)) from exc
+            except errors.other as exc:  # e.g. a body that fails the SDK's validation
+                raise malformed_reply(self._ctx, str(exc)) from exc
+            latency = time.perf_counter() - started
+        try:
+            return self._reply(response, latency)
+        except (AttributeError, TypeError) as exc:  # the SDK builds responses without validation
+            raise malformed_reply(self._ctx, f"{type(exc).__name__}: {exc}") from exc
 
     def _make_reply(self, text: str, usage: Usage, latency: float) -> LLMReply:
         """The reply record: text, tokens (cache reads and writes too), latency and cost."""
