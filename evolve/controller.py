@@ -169,7 +169,6 @@ class Controller:
         self._programs: dict[str, Program] = {}
         self._done: dict[int, Program] = {}
         self._pending: dict[int, Program] = {}
-        self._reuse: dict[int, str] = {}
         self._cache: dict[str, asyncio.Future[EvalResult]] = {}
         self._failures: dict[str, deque[ErrorInfo]] = {}
         self._models: dict[int, tuple[str, float]] = {}
@@ -236,12 +235,9 @@ class Controller:
     # -- loading and the initial program ------------------------------------------------------------
     async def _load(self) -> None:
         programs = await self._db_call(self._db.programs, self.run_id)
-        replies = await self._db_call(self._db.llm_replies, self.run_id)
         for usage in await self._db_call(self._db.llm_usage, self.run_id):
             self._stats.cost_usd += float(usage["cost_usd"] or 0.0)
             self._stats.tokens += int(usage["input_tokens"] or 0) + int(usage["output_tokens"] or 0)
-        seen = {p.iteration for p in programs}
-        self._reuse = {i: text for i, text in replies.items() if i not in seen}
         for p in programs:
             if p.status is Status.PENDING:
                 self._pending[p.iteration] = p
@@ -384,13 +380,10 @@ class Controller:
         The call that ends the attempts (a reply, or a retryable error) is returned unwritten, to
         be recorded with the program made from it in one transaction (see :meth:`_record`).
         """
-        reused = self._reuse.pop(sel.iteration, None)
         attempts = [ctx, PromptContext(parent=ctx.parent, mode=ctx.mode, top=ctx.top[:1], other=ctx.other),
                     PromptContext(parent=ctx.parent, mode=ctx.mode if ctx.mode != "crossover" else "diff")]
         for attempt in attempts:
             messages = self._prompts.render(attempt)
-            if reused is not None:
-                return LLMReply(model="(recorded)", text=reused), None
             request = LLMRequest(
                 messages=messages,
                 mode="diff" if attempt.mode == "diff" else "rewrite",
@@ -613,8 +606,8 @@ class Controller:
 
 
 def _result_of(p: Program) -> EvalResult:
-    status = p.status if p.status is not Status.PENDING else Status.EVALUATED
-    return EvalResult(status=status, metrics=dict(p.metrics), feedback=p.feedback, error=p.error)
+    """A stored, finished program's evaluation, for the duplicate cache of a resumed run."""
+    return EvalResult(status=p.status, metrics=dict(p.metrics), feedback=p.feedback, error=p.error)
 
 
 def _first_error(exc: BaseException) -> BaseException:

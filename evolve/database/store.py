@@ -364,16 +364,6 @@ class Database:
                 _insert_program(conn, program, stdout_tail="", llm_call_id=call_id, score=None)
             return call_id
 
-    def llm_replies(self, run_id: str) -> dict[int, str]:
-        """The last successful reply text per iteration (reused on resume, and by replay)."""
-        with self._tx() as s:
-            q = (
-                select(LLMCallRow.iteration, LLMCallRow.reply)
-                .where(LLMCallRow.run_id == run_id, LLMCallRow.reply.is_not(None))
-                .order_by(LLMCallRow.id)
-            )
-            return {int(it): str(text) for it, text in s.execute(q)}
-
     def recorded_replies(self, run_id: str) -> list[tuple[list[Any], LLMReply]]:
         """Every successful call of the run, in order: (prompt messages, reply)."""
         with self._tx() as s:

@@ -66,5 +66,5 @@ def test_llm_calls_are_summed_per_model(db: Database) -> None:
     usage = {u["model"]: u for u in db.llm_usage("r")}
     assert usage["m1"]["calls"] == 2 and usage["m1"]["input_tokens"] == 15 and usage["m1"]["cost_usd"] == 0.75
     assert usage["m2"]["errors"] == 1
-    assert db.llm_replies("r") == {1: "a", 2: "b"}
+    assert [reply.text for _prompt, reply in db.recorded_replies("r")] == ["a", "b"]
     assert db.model_iterations("r", "m1") == [1, 2]
