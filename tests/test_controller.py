@@ -16,7 +16,7 @@ from evolve.llm.base import LLMError
 from evolve.llm.offline import OfflineMutator
 from evolve.problem import Problem
 from evolve.prompts import PromptBuilder
-from evolve.records import LLMReply, LLMRequest, Status
+from evolve.records import LLMReply, LLMRequest, Program, Status
 
 GOOD_ROWS = """        [0.0, 0.0], [0.3333, 0.0], [0.6667, 0.0], [1.0, 0.0],
         [0.0, 0.5], [0.3333, 0.5], [0.6667, 0.5], [1.0, 0.5],
@@ -230,3 +230,29 @@ async def test_replay_reproduces_a_run_exactly(toy: Problem, tmp_path: Path) -> 
     assert again == original
     assert all(u["cost_usd"] == 0 for u in db2.llm_usage("again"))
     db2.close()
+
+
+async def test_resume_evaluates_pending_programs_without_asking_the_model(toy: Problem, tmp_path: Path, scripted: Any) -> None:
+    from evolve.codehash import code_hash
+    from evolve.controller import program_id
+
+    config = make_config(toy, tmp_path, max_iterations=0)
+    _, db, _ = await run_once(config, toy, scripted([NO_DIFF]))
+    initial = db.programs("t")[0]
+    assert initial.code is not None
+    child_code = initial.code.replace(OLD_ROWS, GOOD_ROWS)
+    # what a killed run leaves behind: the proposal committed, its evaluation not
+    db.add_program(Program(
+        id=program_id("t", 1), run_id="t", iteration=1, parent_id=initial.id, island=0, generation=1,
+        code=child_code, code_hash=code_hash(child_code), status=Status.PENDING,
+    ))
+    llm = scripted([NO_DIFF])
+    controller = make_controller(config.model_copy(update={"max_iterations": 1}), toy, db, llm)
+    try:
+        await controller.run()
+    finally:
+        await controller.aclose()
+    assert llm.requests == []
+    child = db.programs("t")[1]
+    assert child.status is Status.EVALUATED and child.metrics["energy"] == pytest.approx(102.58, abs=0.01)
+    db.close()
