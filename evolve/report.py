@@ -66,7 +66,8 @@ def runs_table(runs_dir: Path) -> RenderableType:
             for row in db.list_runs():
                 counts = db.status_counts(row.id)
                 try:
-                    best = fmt_score(best_of(db, row.id)[0].metrics.get(_primary(db, row.id)))
+                    program, primary = best_of(db, row.id)
+                    best = fmt_score(program.score(primary))
                 except UserError:
                     best = "-"
                 iters = max(0, sum(counts.values()) - 1)
@@ -74,10 +75,6 @@ def runs_table(runs_dir: Path) -> RenderableType:
         finally:
             db.close()
     return table
-
-
-def _primary(db: Database, run_id: str) -> str:
-    return run_problem(db, run_id).spec.metrics.primary
 
 
 def run_status(db: Database, run_id: str) -> RenderableType:
