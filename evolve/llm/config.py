@@ -165,6 +165,11 @@ class LLMConfig(_Frozen):
         default=None, description="ensemble: steer toward models that improve most per dollar"
     )
     retry: RetryConfig = RetryConfig()
+    http_client: Literal["aiohttp", "httpx"] = Field(
+        default="aiohttp",
+        description="the SDKs' HTTP transport: aiohttp (the SDKs' DefaultAioHttpClient, about half "
+        "the CPU per call) or httpx (their built-in default)",
+    )
 
     mode_weights: dict[str, float] = Field(
         default_factory=lambda: {"diff": 1.0}, description="proposal kind -> probability weight"

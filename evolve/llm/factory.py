@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 import anthropic
 import numpy as np
@@ -68,7 +69,8 @@ def build_llm(config: LLMConfig, *, seed: int, environ: Mapping[str, str]) -> LL
         key = _key_of(spec)
         if key not in endpoints:
             limit = min(s.max_concurrency for s in specs if _key_of(s) == key)
-            endpoints[key] = _Endpoint(_client(spec, environ), asyncio.Semaphore(limit))
+            client = _client(spec, environ, config.http_client)
+            endpoints[key] = _Endpoint(client, asyncio.Semaphore(limit))
         endpoint = endpoints[key]
         members.append(_model(spec, endpoint, config.retry, np.random.default_rng(child_seed)))
     if config.provider != "ensemble":
@@ -100,19 +102,23 @@ def _api_key(spec: ModelSpec, environ: Mapping[str, str]) -> str:
 
 
 def _client(
-    spec: ModelSpec, environ: Mapping[str, str]
+    spec: ModelSpec, environ: Mapping[str, str], http: Literal["aiohttp", "httpx"]
 ) -> openai.AsyncOpenAI | anthropic.AsyncAnthropic:
     """An SDK client with its own retries off: :mod:`evolve.llm.retry` owns that policy.
 
+    ``http`` picks the SDK's transport: its ``DefaultAioHttpClient`` or its default httpx client.
     The client's timeout is a default only; each request passes its model's ``timeout_s``.
     """
     key = _api_key(spec, environ)
+    url = spec.resolved_base_url()
     if spec.provider == "anthropic":
         return anthropic.AsyncAnthropic(
-            api_key=key, base_url=spec.resolved_base_url(), timeout=spec.timeout_s, max_retries=0
+            api_key=key, base_url=url, timeout=spec.timeout_s, max_retries=0,
+            http_client=anthropic.DefaultAioHttpClient() if http == "aiohttp" else None,
         )
     return openai.AsyncOpenAI(
-        api_key=key, base_url=spec.resolved_base_url(), timeout=spec.timeout_s, max_retries=0
+        api_key=key, base_url=url, timeout=spec.timeout_s, max_retries=0,
+        http_client=openai.DefaultAioHttpClient() if http == "aiohttp" else None,
     )
 
 

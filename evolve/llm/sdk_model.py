@@ -9,6 +9,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
+import aiohttp
 import numpy as np
 
 from evolve.llm.config import ModelSpec, RetryConfig
@@ -23,7 +24,6 @@ class _Closable(Protocol):
 
 
 ClientT = TypeVar("ClientT", bound=_Closable)
-ResponseT = TypeVar("ResponseT")
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class SDKErrors:
     other: type[Exception]
 
 
-class SDKModel(ABC, Generic[ClientT, ResponseT]):
+class SDKModel(ABC, Generic[ClientT]):
     """Base of the provider models: one attempt is :meth:`_send` under the endpoint's limiter, the
     SDK's exceptions mapped to :class:`ProviderError`, then :meth:`_reply`; :meth:`complete`
     retries attempts by the retry policy. Subclasses name their SDK's exceptions in ``errors``.
@@ -84,16 +84,16 @@ class SDKModel(ABC, Generic[ClientT, ResponseT]):
     errors: ClassVar[SDKErrors]
 
     @abstractmethod
-    async def _send(self, request: LLMRequest) -> ResponseT:
-        """The SDK call for ``request``."""
+    async def _send(self, request: LLMRequest) -> object:
+        """The SDK call for ``request``: the response body as parsed JSON."""
 
     @abstractmethod
     def _status_error(self, exc: Any) -> ProviderError:
         """An HTTP error status as a ProviderError (retryable or not, by kind)."""
 
     @abstractmethod
-    def _reply(self, response: ResponseT, latency: float) -> LLMReply:
-        """The reply record of a response."""
+    def _reply(self, response: object, latency: float) -> LLMReply:
+        """The reply record of a response body; :func:`malformed_reply` if it is not one."""
 
     async def _attempt(self, request: LLMRequest) -> LLMReply:
         errors = self.errors
@@ -104,16 +104,14 @@ class SDKModel(ABC, Generic[ClientT, ResponseT]):
             except errors.status as exc:
                 raise self._status_error(exc) from exc
             except errors.timeout as exc:
-                raise classify_connection(self._ctx, timed_out=True, detail=str(exc)) from exc
+                timed_out = _timed_out(exc)
+                raise classify_connection(self._ctx, timed_out=timed_out, detail=str(exc)) from exc
             except errors.connection as exc:
                 raise classify_connection(self._ctx, timed_out=False, detail=str(exc)) from exc
             except errors.other as exc:  # e.g. a body that fails the SDK's validation
                 raise malformed_reply(self._ctx, str(exc)) from exc
             latency = time.perf_counter() - started
-        try:
-            return self._reply(response, latency)
-        except (AttributeError, TypeError) as exc:  # the SDK builds responses without validation
-            raise malformed_reply(self._ctx, f"{type(exc).__name__}: {exc}") from exc
+        return self._reply(response, latency)
 
     def _make_reply(self, text: str, usage: Usage, latency: float) -> LLMReply:
         """The reply record: text, tokens (cache reads and writes too), latency and cost."""
@@ -127,3 +125,36 @@ class SDKModel(ABC, Generic[ClientT, ResponseT]):
             latency_s=latency,
             cost_usd=cost_usd(usage, self._spec),
         )
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether an SDK timeout error is one. The SDKs' aiohttp transport reports a dropped
+    connection as a connect timeout (it maps aiohttp's ClientConnectionError so); the cause chain
+    tells them apart: a real timeout has a TimeoutError in it, a drop an aiohttp connection error."""
+    cause: BaseException | None = exc
+    for _ in range(16):
+        if cause is None:
+            break
+        if isinstance(cause, TimeoutError):
+            return True
+        if isinstance(cause, aiohttp.ClientConnectionError):
+            return False
+        cause = cause.__cause__ or cause.__context__
+    return True
+
+
+def json_object(value: object, ctx: CallContext, where: str) -> dict[str, Any]:
+    """``value`` as a JSON object, or a malformed-reply error naming ``where``."""
+    if not isinstance(value, dict):
+        raise malformed_reply(ctx, f"{where} is not a JSON object")
+    return value
+
+
+def json_int(fields: dict[str, Any], key: str, ctx: CallContext) -> int:
+    """A token count: a non-negative integer, 0 when absent or null."""
+    value = fields.get(key)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise malformed_reply(ctx, f"usage field {key} is not a token count: {value!r}")
+    return value

@@ -10,7 +10,7 @@ from llm_helpers import SYSTEM, anthropic_config, build
 from evolve.diffs import apply_edits, parse_edits
 from evolve.llm.base import LLMError
 from evolve.records import LLMRequest
-from evolve.testing.wire_server import Fail, Hang, Malformed, WireServer
+from evolve.testing.wire_server import Drop, Fail, Hang, Malformed, WireServer
 
 
 async def test_system_prompt_is_one_cached_block(wire: WireServer, prompt: LLMRequest) -> None:
@@ -61,8 +61,11 @@ async def test_overloaded_and_rate_limited_are_retried(
     assert time.perf_counter() - started >= 0.1
 
 
-async def test_timeout_is_retried_then_raises_timeout(wire: WireServer, prompt: LLMRequest) -> None:
-    llm = build(anthropic_config(wire, timeout_s=0.2))
+@pytest.mark.parametrize("http", ["aiohttp", "httpx"])
+async def test_timeout_is_retried_then_raises_timeout(
+    wire: WireServer, prompt: LLMRequest, http: str
+) -> None:
+    llm = build(anthropic_config(wire, timeout_s=0.2, http_client=http))
     wire.script("anthropic", Hang(5), Hang(5), Hang(5))
     with pytest.raises(LLMError) as info:
         await llm.complete(prompt)
@@ -120,3 +123,17 @@ async def test_malformed_responses_exhaust_retries_as_server_error(
 
     assert (info.value.kind, info.value.retryable) == ("server", True)
     assert "malformed" in str(info.value)
+
+
+@pytest.mark.parametrize("http", ["aiohttp", "httpx"])
+async def test_dropped_connections_exhaust_retries_as_connection_error(
+    wire: WireServer, prompt: LLMRequest, http: str
+) -> None:
+    llm = build(anthropic_config(wire, http_client=http))
+    wire.script("anthropic", Drop(), Drop(), Drop())
+    with pytest.raises(LLMError) as info:
+        await llm.complete(prompt)
+    await llm.aclose()
+
+    assert (info.value.kind, info.value.retryable) == ("connection", True)
+    assert len(wire.seen("anthropic")) == 3

@@ -100,8 +100,11 @@ async def test_rate_limit_after_retries_raises_retryable(
     assert len(wire.seen("openai")) == 3  # the first attempt and max_retries=2
 
 
-async def test_timeout_is_retried_then_raises_timeout(wire: WireServer, prompt: LLMRequest) -> None:
-    llm = build(openai_config(wire, timeout_s=0.2))
+@pytest.mark.parametrize("http", ["aiohttp", "httpx"])
+async def test_timeout_is_retried_then_raises_timeout(
+    wire: WireServer, prompt: LLMRequest, http: str
+) -> None:
+    llm = build(openai_config(wire, timeout_s=0.2, http_client=http))
     wire.script("openai", Hang(5), Hang(5), Hang(5))
     started = time.perf_counter()
     with pytest.raises(LLMError) as info:
@@ -113,8 +116,9 @@ async def test_timeout_is_retried_then_raises_timeout(wire: WireServer, prompt: 
     assert time.perf_counter() - started < 2.0
 
 
-async def test_dropped_connection_is_retried(wire: WireServer, prompt: LLMRequest) -> None:
-    llm = build(openai_config(wire))
+@pytest.mark.parametrize("http", ["aiohttp", "httpx"])
+async def test_dropped_connection_is_retried(wire: WireServer, prompt: LLMRequest, http: str) -> None:
+    llm = build(openai_config(wire, http_client=http))
     wire.script("openai", Drop())
     reply = await llm.complete(prompt)
     await llm.aclose()
@@ -123,10 +127,13 @@ async def test_dropped_connection_is_retried(wire: WireServer, prompt: LLMReques
     assert len(wire.seen("openai")) == 2
 
 
+@pytest.mark.parametrize("http", ["aiohttp", "httpx"])
 async def test_dropped_connections_exhaust_retries_as_connection_error(
-    wire: WireServer, prompt: LLMRequest
+    wire: WireServer, prompt: LLMRequest, http: str
 ) -> None:
-    llm = build(openai_config(wire))
+    # The SDKs' aiohttp transport raises a dropped connection as a connect timeout: still a
+    # connection failure here, told apart by its cause.
+    llm = build(openai_config(wire, http_client=http))
     wire.script("openai", Drop(), Drop(), Drop())
     with pytest.raises(LLMError) as info:
         await llm.complete(prompt)
