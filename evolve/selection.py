@@ -7,22 +7,38 @@ cells, which is what keeps MAP-Elites diverse.
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_right
 from collections.abc import Sequence
+from itertools import accumulate
 
 import numpy as np
 
 from evolve.archive import Elite
 
+# Plain floats, not numpy: an island holds tens of elites, where numpy's per-call overhead is
+# several times the arithmetic; selection runs once per iteration on the controller's loop.
 
-def fitness_weights(fitness: Sequence[float], temperature: float) -> np.ndarray:
+
+def fitness_weights(fitness: Sequence[float], temperature: float) -> list[float]:
     """Softmax of standardized fitness at ``temperature``; sums to one, ties get equal mass."""
-    f = np.asarray(fitness, dtype=float)
-    if f.size == 0:
+    n = len(fitness)
+    if n == 0:
         raise ValueError("no elites to weight")
-    spread = f.std()
-    z = (f - f.max()) / spread if spread > 0 else np.zeros_like(f)
-    w = np.exp(z / temperature)
-    return np.asarray(w / w.sum())
+    mean = math.fsum(fitness) / n
+    spread = math.sqrt(math.fsum((f - mean) ** 2 for f in fitness) / n)
+    best = max(fitness)
+    scale = spread * temperature
+    w = [math.exp((f - best) / scale) for f in fitness] if scale > 0 else [1.0] * n
+    total = math.fsum(w)
+    return [x / total for x in w]
+
+
+def draw(weights: Sequence[float], rng: np.random.Generator) -> int:
+    """An index drawn with probability proportional to ``weights`` (inverse CDF, one uniform)."""
+    cumulative = list(accumulate(weights))
+    index = bisect_right(cumulative, rng.random() * cumulative[-1])
+    return min(index, len(cumulative) - 1)  # guards u * total rounding up to the total
 
 
 def select_parent(
@@ -33,8 +49,7 @@ def select_parent(
         raise ValueError("cannot select a parent from an empty island")
     ordered = sorted(elites, key=lambda e: e.cell)  # independent of dict order
     if rng.random() < exploitation:
-        p = fitness_weights([e.fitness for e in ordered], temperature)
-        return ordered[int(rng.choice(len(ordered), p=p))]
+        return ordered[draw(fitness_weights([e.fitness for e in ordered], temperature), rng)]
     return ordered[int(rng.integers(len(ordered)))]
 
 
@@ -51,9 +66,16 @@ def select_inspirations(
     top = sorted(others, key=lambda e: (-e.fitness, e.iteration))[:n_top]
     top_ids = {e.program_id for e in top}
     pool = [e for e in others if e.program_id not in top_ids and e.cell != parent.cell]
-    k = min(n_diverse, len(pool))
-    diverse = [pool[int(i)] for i in rng.choice(len(pool), size=k, replace=False)] if k else []
-    return top, diverse
+    return top, sample_without_replacement(pool, min(n_diverse, len(pool)), rng)
+
+
+def sample_without_replacement(items: Sequence[Elite], k: int, rng: np.random.Generator) -> list[Elite]:
+    """``k`` distinct items in random order: the first ``k`` steps of a Fisher-Yates shuffle."""
+    order = list(range(len(items)))
+    for j in range(k):
+        r = j + min(int(rng.random() * (len(order) - j)), len(order) - j - 1)
+        order[j], order[r] = order[r], order[j]
+    return [items[i] for i in order[:k]]
 
 
 def choose_mode(weights: dict[str, float], rng: np.random.Generator) -> str:
@@ -61,5 +83,4 @@ def choose_mode(weights: dict[str, float], rng: np.random.Generator) -> str:
     names = sorted(k for k, w in weights.items() if w > 0)
     if not names:
         raise ValueError("llm.mode_weights: at least one positive weight is needed")
-    w = np.array([weights[n] for n in names], dtype=float)
-    return names[int(rng.choice(len(names), p=w / w.sum()))]
+    return names[draw([weights[n] for n in names], rng)]

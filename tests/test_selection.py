@@ -6,14 +6,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from evolve.archive import Elite
-from evolve.selection import choose_mode, fitness_weights, select_inspirations, select_parent
+from evolve.selection import (
+    choose_mode,
+    draw,
+    fitness_weights,
+    sample_without_replacement,
+    select_inspirations,
+    select_parent,
+)
 
 
 @given(st.lists(st.floats(-1e9, 1e9), min_size=1, max_size=50), st.floats(0.05, 10))
 def test_fitness_weights_sum_to_one_and_favor_better(fits: list[float], temperature: float) -> None:
     w = fitness_weights(fits, temperature)
-    assert w.sum() == pytest.approx(1.0)
-    assert (w >= 0).all()
+    assert sum(w) == pytest.approx(1.0)
+    assert all(x >= 0 for x in w)
     best, worst = int(np.argmax(fits)), int(np.argmin(fits))
     assert w[best] >= w[worst]
 
@@ -55,3 +62,23 @@ def test_choose_mode_honours_weights(rng: np.random.Generator) -> None:
     assert draws.count("diff") / 4000 == pytest.approx(0.75, abs=0.03)
     with pytest.raises(ValueError):
         choose_mode({"diff": 0.0}, rng)
+
+
+def test_draw_follows_the_weights_and_never_picks_a_zero_weight(rng: np.random.Generator) -> None:
+    weights = [0.0, 1.0, 0.0, 3.0, 0.0]
+    counts = np.bincount([draw(weights, rng) for _ in range(8000)], minlength=5) / 8000
+    assert counts[0] == counts[2] == counts[4] == 0
+    assert counts[3] == pytest.approx(0.75, abs=0.02)
+
+
+def test_sample_without_replacement_is_uniform_and_distinct(rng: np.random.Generator) -> None:
+    items = _elites(6)
+    seen = np.zeros(6)
+    for _ in range(6000):
+        picked = sample_without_replacement(items, 2, rng)
+        assert len({e.program_id for e in picked}) == 2
+        for e in picked:
+            seen[int(e.fitness)] += 1
+    assert np.allclose(seen / 6000, 2 / 6, atol=0.025)
+    assert sample_without_replacement(items, 0, rng) == []
+    assert sorted(e.fitness for e in sample_without_replacement(items, 6, rng)) == [float(k) for k in range(6)]
