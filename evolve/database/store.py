@@ -7,6 +7,7 @@ method wrote is durable when it returns: a killed run loses nothing it had finis
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -130,6 +131,9 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._local = threading.local()  # each thread's writer connection, see _begin
+        self._writers: list[Connection] = []
+        self._writers_lock = threading.Lock()
 
     @classmethod
     def open(cls, url: str, *, echo: bool = False) -> Database:
@@ -142,7 +146,29 @@ class Database:
         return cls(engine)
 
     def close(self) -> None:
+        with self._writers_lock:
+            for conn in self._writers:
+                conn.close()
+            self._writers.clear()
+        self._local = threading.local()
         self._engine.dispose()
+
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        """A transaction on this thread's long-lived writer connection.
+
+        The per-iteration writes run here: keeping one connection per thread saves a pool
+        checkout and check-in per transaction (about a third of a write's CPU). A connection
+        the database dropped is invalidated by SQLAlchemy and reconnects on its next use.
+        """
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            conn = self._engine.connect()
+            self._local.conn = conn
+            with self._writers_lock:
+                self._writers.append(conn)
+        with conn.begin():
+            yield conn
 
     @contextmanager
     def _tx(self) -> Iterator[Session]:
@@ -194,7 +220,7 @@ class Database:
 
     def touch_run(self, run_id: str) -> None:
         """Mark the run alive now (a heartbeat, so readers can tell a live run from a killed one)."""
-        with self._engine.begin() as conn:
+        with self._begin() as conn:
             conn.execute(update(RunRow).where(RunRow.id == run_id).values(updated_at=utcnow()))
 
     # -- programs ---------------------------------------------------------------------------
@@ -202,7 +228,7 @@ class Database:
                     score: float | None = None) -> None:
         """Insert a new program (pending, or already terminal for llm/diff errors)."""
         check_transition(None, program.status)
-        with self._engine.begin() as conn:  # Core statements: this is on every iteration's path
+        with self._begin() as conn:  # Core statements: this is on every iteration's path
             _insert_program(conn, program, stdout_tail=stdout_tail, llm_call_id=llm_call_id, score=score)
 
     def bulk_add_programs(self, programs: Sequence[Program], *, primary: str) -> None:
@@ -236,7 +262,7 @@ class Database:
                 "error_message": program.error.message,
                 "error_stage": program.error.stage,
             }
-        with self._engine.begin() as conn:
+        with self._begin() as conn:
             done = conn.execute(statement, values)
             if done.rowcount != 1:
                 old = conn.execute(select(ProgramRow.status).where(ProgramRow.id == program.id)).scalar()
@@ -358,7 +384,7 @@ class Database:
             "error_message": error[1] if error else None,
             "created_at": utcnow(),
         }
-        with self._engine.begin() as conn:
+        with self._begin() as conn:
             call_id = int(conn.execute(_INSERT_CALL, [row]).scalar_one())
             if program is not None:
                 _insert_program(conn, program, stdout_tail="", llm_call_id=call_id, score=None)
