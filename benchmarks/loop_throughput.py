@@ -117,15 +117,16 @@ async def drive(cfg: RunConfig, *, resume_db: Database | None = None) -> Result:
         _loc, problem, db = start_run(cfg)
     else:
         problem, db = load_problem(cfg.problem), resume_db
-    marks: list[tuple[int, float, float]] = []
+    marks: list[tuple[int, float]] = []  # (applied, wall clock) at each progress report
+    cpu: dict[str, float] = {}  # process CPU at the first and the last new iteration
     snapshots: dict[str, dict[int, tuple[str, float]]] = {}
 
     def mark(p: Progress) -> None:
-        marks.append((p.applied, time.perf_counter(), time.process_time()))
+        marks.append((p.applied, time.perf_counter()))
         if "first" not in snapshots and p.applied > marks[0][0]:
-            snapshots["first"] = thread_cpu()
+            snapshots["first"], cpu["first"] = thread_cpu(), time.process_time()
         if p.applied >= cfg.max_iterations:
-            snapshots["last"] = thread_cpu()
+            snapshots["last"], cpu["last"] = thread_cpu(), time.process_time()
 
     controller = build_controller(run_id=cfg.run_name or "", config=cfg, problem=problem, db=db, on_progress=mark)
     try:
@@ -135,8 +136,8 @@ async def drive(cfg: RunConfig, *, resume_db: Database | None = None) -> Result:
     db.close()
     first = next(m for m in marks if m[0] > marks[0][0])  # the first iteration after start-up
     last = marks[-1]
-    threads = cpu_between(snapshots["first"], snapshots["last"]) if "last" in snapshots else {}
-    return Result(last[0] - first[0], last[1] - first[1], last[2] - first[2], threads)
+    threads = cpu_between(snapshots["first"], snapshots["last"])
+    return Result(last[0] - first[0], last[1] - first[1], cpu["last"] - cpu["first"], threads)
 
 
 def prefill(cfg: RunConfig, n: int) -> Database:
