@@ -145,6 +145,11 @@ class Database:
             raise UserError(f"database.url: cannot open {url}: {exc.orig}") from exc
         return cls(engine)
 
+    @property
+    def local_writes(self) -> bool:
+        """Whether a write is a local file append (SQLite): cheap enough to run inline."""
+        return self._engine.dialect.name == "sqlite"
+
     def close(self) -> None:
         with self._writers_lock:
             for conn in self._writers:
