@@ -20,13 +20,16 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    literal_column,
     select,
     update,
 )
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.expression import ColumnClause
 
+from evolve.database.hot import HotStatement
 from evolve.database.models import (
     Base,
     InspirationRow,
@@ -74,27 +77,43 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
 # than SQLite takes to run it, and a prebuilt one hits SQLAlchemy's compiled cache directly.
 _PROGRAMS = Base.metadata.tables[ProgramRow.__tablename__]
 _CALLS = Base.metadata.tables[LLMCallRow.__tablename__]
-_INSERT_PROGRAM = insert(_PROGRAMS)
-_INSERT_INSPIRATIONS = insert(Base.metadata.tables[InspirationRow.__tablename__])
-_INSERT_CALL = insert(_CALLS).returning(_CALLS.c.id)
 _OUTCOME_COLUMNS = ("status", "metrics", "features", "cell", "score", "feedback", "stdout_tail", "timings", "evaluated_at")
 _ERROR_COLUMNS = ("error_kind", "error_message", "error_stage")
-
-
-def _finish_statement(columns: Sequence[str]) -> Any:
-    """One conditional UPDATE: the row moves only from a status that allows the move."""
-    return (
-        update(_PROGRAMS)
-        .where(_PROGRAMS.c.id == bindparam("_id"), _PROGRAMS.c.status.in_(bindparam("_from", expanding=True)))
-        .values({name: bindparam(name) for name in columns})
-    )
-
-
-_FINISH = _finish_statement(_OUTCOME_COLUMNS)
-_FINISH_WITH_ERROR = _finish_statement(_OUTCOME_COLUMNS + _ERROR_COLUMNS)
+_CALL_COLUMNS = (
+    "run_id", "iteration", "model", "mode", "prompt", "reply", "input_tokens", "output_tokens",
+    "latency_s", "cost_usd", "error_kind", "error_message", "created_at",
+)
+_PROGRAM_COLUMNS = (
+    "id", "run_id", "iteration", "parent_id", "island", "generation", "mode", "code", "code_hash",
+    "diff", "status", "score", "metrics", "features", "cell", "error_kind", "error_message",
+    "error_stage", "feedback", "stdout_tail", "timings", "llm_call_id", "created_at", "evaluated_at",
+)
+_INSERT_PROGRAM = HotStatement(insert(_PROGRAMS), _PROGRAM_COLUMNS)
+_INSERT_INSPIRATIONS = HotStatement(
+    insert(Base.metadata.tables[InspirationRow.__tablename__]), ("program_id", "inspiration_id", "position")
+)
+_INSERT_CALL = HotStatement(insert(_CALLS).returning(_CALLS.c.id), _CALL_COLUMNS)
 _ALLOWED_FROM = {
     status: [old.value for old, new in TRANSITIONS.items() if old is not None and status in new] for status in Status
 }
+
+
+def _finish_statement(status: Status, with_error: bool) -> HotStatement:
+    """One conditional UPDATE: the row moves to ``status`` only from a status that allows it.
+
+    The allowed statuses are this module's constants, rendered into the SQL as literals."""
+    columns = _OUTCOME_COLUMNS + (_ERROR_COLUMNS if with_error else ())
+    assert all(old.isidentifier() for old in _ALLOWED_FROM[status])  # safe to render as literals
+    allowed: list[ColumnClause[Any]] = [literal_column(f"'{old}'") for old in _ALLOWED_FROM[status]]
+    statement = (
+        update(_PROGRAMS)
+        .where(_PROGRAMS.c.id == bindparam("_id"), _PROGRAMS.c.status.in_(allowed))
+        .values({name: bindparam(name) for name in columns})
+    )
+    return HotStatement(statement, (*columns, "_id"))
+
+
+_FINISH = {(status, err): _finish_statement(status, err) for status in Status for err in (False, True)}
 
 
 def program_from_row(row: ProgramRow, inspirations: Sequence[str] = ()) -> Program:
@@ -240,7 +259,7 @@ class Database:
         """Insert finished programs in one transaction (imports, benchmarks)."""
         with self._tx() as s:
             s.execute(
-                insert(ProgramRow),
+                _INSERT_PROGRAM.statement,
                 [_values_of(p, stdout_tail="", llm_call_id=None, score=p.score(primary)) for p in programs],
             )
 
@@ -248,7 +267,6 @@ class Database:
         """Write the evaluation outcome of a pending program; checks the lifecycle move."""
         values: dict[str, Any] = {
             "_id": program.id,
-            "_from": _ALLOWED_FROM[program.status],
             "status": program.status.value,
             "metrics": jsonable(program.metrics),
             "features": jsonable(program.features),
@@ -259,17 +277,15 @@ class Database:
             "timings": jsonable(program.timings),
             "evaluated_at": utcnow(),
         }
-        statement = _FINISH
         if program.error is not None:
-            statement = _FINISH_WITH_ERROR
             values |= {
                 "error_kind": program.error.kind.value,
                 "error_message": program.error.message,
                 "error_stage": program.error.stage,
             }
+        statement = _FINISH[program.status, program.error is not None]
         with self._begin() as conn:
-            done = conn.execute(statement, values)
-            if done.rowcount != 1:
+            if statement.execute(conn, values) != 1:
                 old = conn.execute(select(ProgramRow.status).where(ProgramRow.id == program.id)).scalar()
                 if old is None:
                     raise KeyError(program.id)
@@ -390,7 +406,7 @@ class Database:
             "created_at": utcnow(),
         }
         with self._begin() as conn:
-            call_id = int(conn.execute(_INSERT_CALL, [row]).scalar_one())
+            call_id = int(_INSERT_CALL.scalar(conn, row))
             if program is not None:
                 _insert_program(conn, program, stdout_tail="", llm_call_id=call_id, score=None)
             return call_id
@@ -452,10 +468,10 @@ class Database:
 def _insert_program(
     conn: Connection, program: Program, *, stdout_tail: str, llm_call_id: int | None, score: float | None
 ) -> None:
-    conn.execute(_INSERT_PROGRAM, [_values_of(program, stdout_tail=stdout_tail, llm_call_id=llm_call_id, score=score)])
+    _INSERT_PROGRAM.execute(conn, _values_of(program, stdout_tail=stdout_tail, llm_call_id=llm_call_id, score=score))
     if program.inspiration_ids:
-        conn.execute(
-            _INSERT_INSPIRATIONS,
+        _INSERT_INSPIRATIONS.execute_many(
+            conn,
             [
                 {"program_id": program.id, "inspiration_id": iid, "position": k}
                 for k, iid in enumerate(program.inspiration_ids)
