@@ -271,7 +271,7 @@ def _open_fds() -> list[int]:
         return list(range(3, 1024))
 
 
-def _fork_candidate(workdir: str, fds: list[int]) -> int:
+def _fork_candidate(workdir: str, fds: list[int], config: dict[str, Any] | None) -> int:
     """Fork a child whose fd 1/2 is the output pipe and fd 3 the private result channel."""
     pid = os.fork()
     if pid:
@@ -294,7 +294,7 @@ def _fork_candidate(workdir: str, fds: list[int]) -> int:
                     os.close(fd)
         os.set_inheritable(3, False)
         os.chdir(workdir)
-        execute(_load_config(CONFIG_FILE), 3)
+        execute(config if config is not None else _load_config(CONFIG_FILE), 3)
     finally:
         os._exit(70)
 
@@ -364,8 +364,9 @@ def serve(sock_fd: int) -> None:
     """Warm-pool template: pre-import modules, then fork a fresh child per request.
 
     Requests arrive on a unix SOCK_SEQPACKET socket (an inherited fd) as one JSON message each,
-    ``{"workdir": path}`` with two fds attached (result pipe, output pipe); the run's config is
-    ``.runner.json`` in that directory, as for a cold run. For each, the template replies ``{"pid": N}`` once the
+    ``{"workdir": path, "config": {...}}`` with two fds attached (result pipe, output pipe); a
+    config too large for a message is ``.runner.json`` in that directory instead, as for a cold
+    run. For each, the template replies ``{"pid": N}`` once the
     child is forked and ``{"pid": N, "wait_status": S}`` once it has ended and everything it
     started has been killed and reaped. A ``{"kill": N}`` message meanwhile kills it early.
 
@@ -393,7 +394,7 @@ def serve(sock_fd: int) -> None:
             for fd in fds:
                 os.close(fd)
             continue
-        pid = _fork_candidate(message["workdir"], fds)
+        pid = _fork_candidate(message["workdir"], fds, message.get("config"))
         sock.sendall(json.dumps({"pid": pid}).encode())
         status = _supervise(sock, pid)
         _kill_everything(pid)

@@ -6,8 +6,9 @@ import asyncio
 import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from evaluators.child import CONFIG_FILE
+from evaluators.sandbox import write_runner_config
 
 #: The trusted runner script, run as a file because ``-I`` keeps the project off ``sys.path``.
 RUNNER = Path(__file__).resolve().parent / "child.py"
@@ -51,9 +52,11 @@ class ColdLauncher:
         self._env = env
         self._host_kill = host_kill
 
-    async def launch(self, workdir: Path, result_w: int, output_w: int) -> ColdChild:
-        config = workdir / CONFIG_FILE
-        argv = [*self._prefix, self._python, "-I", str(RUNNER), "run", str(config)]
+    async def launch(
+        self, workdir: Path, config: dict[str, Any], result_w: int, output_w: int
+    ) -> ColdChild:
+        path = write_runner_config(workdir, config)
+        argv = [*self._prefix, self._python, "-I", str(RUNNER), "run", str(path)]
         proc = await asyncio.create_subprocess_exec(
             *argv,
             stdin=subprocess.DEVNULL,

@@ -81,8 +81,10 @@ class Launched(Protocol):
 class Launcher(Protocol):
     """Starts the trusted runner for one candidate."""
 
-    async def launch(self, workdir: Path, result_w: int, output_w: int) -> Launched:
-        """Start the runner in ``workdir`` (config and code are there) with the two pipes."""
+    async def launch(
+        self, workdir: Path, config: dict[str, Any], result_w: int, output_w: int
+    ) -> Launched:
+        """Start the runner in ``workdir`` (the code is there) with its config and two pipes."""
         ...
 
 
@@ -94,13 +96,20 @@ class Confinement:
     cgroup_procs: str | None = None
 
 
-def prepare_workdir(workdir: Path, code: str, cfg: dict[str, Any], uid: int | None) -> None:
-    """Write the candidate, the runner's config (root-only) and a private tmp dir."""
+def write_runner_config(workdir: Path, config: dict[str, Any]) -> Path:
+    """Write the runner's config into ``workdir``, readable by its owner only; the runner reads
+    and deletes it before the candidate starts (launchers that cannot pass it otherwise)."""
+    path = workdir / CONFIG_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(config, fh)
+    return path
+
+
+def prepare_workdir(workdir: Path, code: str, uid: int | None) -> None:
+    """Write the candidate and make a private tmp dir."""
     (workdir / "tmp").mkdir(exist_ok=True)
     (workdir / CANDIDATE_FILE).write_text(code, encoding="utf-8")
-    config = workdir / CONFIG_FILE
-    config.write_text(json.dumps(cfg), encoding="utf-8")
-    config.chmod(0o600)
     if uid is not None:
         for path in (workdir, workdir / "tmp", workdir / CANDIDATE_FILE):
             os.chown(path, uid, uid)
@@ -119,7 +128,7 @@ async def run_candidate(
     Cancelling this coroutine kills the candidate's tree before the cancellation propagates.
     """
     cfg = spec.runner_config(env, confinement.uid, confinement.cgroup_procs)
-    prepare_workdir(workdir, code, cfg, confinement.uid)
+    prepare_workdir(workdir, code, confinement.uid)
     start = time.monotonic()
     result = PipeReader(head=MAX_REPORT_BYTES + 1, tail=0)
     output = PipeReader(head=spec.max_output_kb * 512, tail=spec.max_output_kb * 512)
@@ -132,7 +141,7 @@ async def run_candidate(
         await result.start(result_r)
         await output.start(output_r)
         try:
-            child = await launcher.launch(workdir, result_w, output_w)
+            child = await launcher.launch(workdir, cfg, result_w, output_w)
         finally:
             os.close(result_w)
             os.close(output_w)

@@ -23,9 +23,13 @@ from typing import Any
 
 from evaluators.cold import RUNNER
 from evaluators.reaper import kill_tree
+from evaluators.sandbox import write_runner_config
 
 #: How long to wait for the template to confirm a kill before killing the template itself.
 _KILL_GRACE_S = 2.0
+#: Largest launch message; a runner config that does not fit goes into the workdir instead.
+#: (The template reads messages of up to 64 KiB; a SOCK_SEQPACKET message cannot be split.)
+_MAX_MESSAGE = 48 * 1024
 
 
 class TemplateDied(Exception):
@@ -104,17 +108,26 @@ class WarmTemplate:
         reply: dict[str, Any] = json.loads(data)
         return reply
 
-    async def launch(self, workdir: Path, result_w: int, output_w: int) -> WarmChild:
-        """Fork a child for the candidate whose config is already in ``workdir``.
+    async def launch(
+        self, workdir: Path, config: dict[str, Any], result_w: int, output_w: int
+    ) -> WarmChild:
+        """Fork a child for the candidate in ``workdir``, run with ``config``.
+
+        The config travels in the launch message (nothing on disk for the candidate to find);
+        one too large for a message is written to the workdir, as for a cold run.
 
         A template found dead (a candidate running as the same user may kill it) is restarted
         once; a second failure is an infrastructure error and propagates.
         """
         await self._settle_previous()
+        message = json.dumps({"workdir": str(workdir), "config": config}).encode()
+        if len(message) > _MAX_MESSAGE:
+            write_runner_config(workdir, config)
+            message = json.dumps({"workdir": str(workdir)}).encode()
         for attempt in (1, 2):
             await self.ensure_started()
             try:
-                pid = await self._fork(workdir, result_w, output_w)
+                pid = await self._fork(message, result_w, output_w)
             except (TemplateDied, OSError):
                 self.stop()
                 if attempt == 2:
@@ -124,10 +137,9 @@ class WarmTemplate:
             return WarmChild(self, pid)
         raise AssertionError("unreachable")
 
-    async def _fork(self, workdir: Path, result_w: int, output_w: int) -> int:
+    async def _fork(self, message: bytes, result_w: int, output_w: int) -> int:
         assert self._sock is not None
         fds = array.array("i", [result_w, output_w])
-        message = json.dumps({"workdir": str(workdir)}).encode()
         try:
             self._sock.sendmsg([message], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
             reply = await self._recv()

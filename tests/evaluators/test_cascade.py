@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from evaluators.local import LocalEvaluator
 from evolve.problem import Problem
 from evolve.records import Status
@@ -85,3 +87,19 @@ async def test_minimized_thresholds_pass_when_at_most(
     assert good.status is Status.EVALUATED and good.metrics == {"score": 2.0}
     assert bad.status is Status.REJECTED and bad.error is not None
     assert "above the threshold" in bad.error.message
+
+
+@pytest.mark.parametrize("mode", ["warm", "cold"])
+async def test_a_config_too_large_for_a_launch_message_still_reaches_the_candidate(
+    make_problem: Callable[..., Problem], evaluator_for: Callable[..., LocalEvaluator], mode: str
+) -> None:
+    # The warm template takes the runner config inline up to 48 KiB; beyond, it is a file.
+    stages = [{"name": "big", "entry_kwargs": {"blob": "a" * 100_000}}]
+    ev = evaluator_for(make_problem(stages=stages), mode=mode)
+    try:
+        big = await ev.evaluate("def run(blob):\n    return {'x': len(blob)}\n")
+        again = await ev.evaluate("def run(blob):\n    return {'x': 2 * len(blob)}\n")
+    finally:
+        await ev.aclose()
+    assert (big.status, big.metrics) == (Status.EVALUATED, {"score": 100_000.0})
+    assert (again.status, again.metrics) == (Status.EVALUATED, {"score": 200_000.0})
