@@ -70,6 +70,9 @@ class WarmTemplate:
         self._proc: asyncio.subprocess.Process | None = None
         self._sock: socket.socket | None = None
         self._unsettled: int | None = None
+        # Replies, read as they arrive by a reader registered once per template (not an epoll
+        # registration per receive); None marks the end of the socket.
+        self._replies: asyncio.Queue[bytes | None] = asyncio.Queue()
 
     async def _start(self) -> None:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -89,6 +92,23 @@ class WarmTemplate:
             child.close()
         parent.setblocking(False)
         self._sock = parent
+        self._replies = asyncio.Queue()
+        asyncio.get_running_loop().add_reader(parent.fileno(), self._on_readable, parent, self._replies)
+
+    @staticmethod
+    def _on_readable(sock: socket.socket, replies: asyncio.Queue[bytes | None]) -> None:
+        while True:
+            try:
+                data = sock.recv(1 << 16)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                data = b""
+            if not data:
+                asyncio.get_running_loop().remove_reader(sock.fileno())
+                replies.put_nowait(None)
+                return
+            replies.put_nowait(data)
 
     @property
     def running(self) -> bool:
@@ -102,8 +122,9 @@ class WarmTemplate:
 
     async def _recv(self) -> dict[str, Any]:
         assert self._sock is not None
-        data = await asyncio.get_running_loop().sock_recv(self._sock, 1 << 16)
-        if not data:
+        data = await self._replies.get()
+        if data is None:
+            self._replies.put_nowait(None)  # still closed for any later receive
             raise TemplateDied("the warm template exited")
         reply: dict[str, Any] = json.loads(data)
         return reply
@@ -187,8 +208,11 @@ class WarmTemplate:
     def stop(self) -> None:
         """Kill the template and everything in its sandbox."""
         if self._sock is not None:
+            with contextlib.suppress(RuntimeError, ValueError):  # loop closed, fd gone
+                asyncio.get_running_loop().remove_reader(self._sock.fileno())
             self._sock.close()
             self._sock = None
+            self._replies.put_nowait(None)
         if self._proc is not None and self._proc.returncode is None:
             kill_tree(self._proc.pid, follow_parents=False)
         self._unsettled = None
