@@ -4,8 +4,10 @@ server that answers after a fixed latency L with a valid diff.
 The problem burns ~20 ms of CPU per evaluation, every candidate sandboxed. For each scenario the
 script prints iterations per second, the limit min(cores / evaluation time, in-flight / L) and
 the ratio, and the controller process's own CPU per iteration (event loop, SDK client, prompts,
-diffs, database; the sandboxes and the model server run in other processes), split into the
-event-loop thread and the database writer thread (Linux). A scenario checks that per-iteration
+diffs, database; the sandboxes and the model server run in other processes). For the latency
+scenarios it also prints the whole machine's busy CPU per iteration and the fake model server's
+share of it (Linux), which is what bounds L = 0: the evaluation's 20 ms, the sandbox processes,
+the server and the controller all share the cores. A scenario checks that per-iteration
 cost stays flat as the database grows from 100 to 10,000 programs. Last, the pieces of the
 controller's CPU are measured one at a time, with nothing else running: a model call through the
 SDK, the controller's side of one sandboxed evaluation, and one iteration's database writes.
@@ -24,7 +26,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +51,6 @@ class Result:
     iterations: int
     wall_s: float
     cpu_s: float
-    threads_s: dict[str, float]  # CPU per thread (by name, numbers dropped); empty off Linux
 
     @property
     def rate(self) -> float:
@@ -60,36 +60,29 @@ class Result:
     def cpu_ms_per_iter(self) -> float:
         return 1000 * self.cpu_s / self.iterations
 
-    def thread_ms_per_iter(self, name: str) -> str:
-        value = self.threads_s.get(name)
-        return "-" if value is None else f"{1000 * value / self.iterations:.2f}"
 
-
-def thread_cpu() -> dict[int, tuple[str, float]]:
-    """CPU seconds so far of each live thread of this process, by native id (Linux only)."""
-    names = {t.native_id: t.name.rstrip("0123456789_-") for t in threading.enumerate()}
-    tick = os.sysconf("SC_CLK_TCK")
-    out: dict[int, tuple[str, float]] = {}
+def machine_busy_s() -> float | None:
+    """CPU seconds the whole machine has been busy (all cores; Linux), or None."""
     try:
-        tids = os.listdir("/proc/self/task")
+        with open("/proc/stat", encoding="ascii") as fh:
+            fields = [int(x) for x in fh.readline().split()[1:]]
     except OSError:
-        return out
-    for tid in tids:
-        try:
-            with open(f"/proc/self/task/{tid}/stat", encoding="ascii") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        out[int(tid)] = (names.get(int(tid), "other"), (int(fields[11]) + int(fields[12])) / tick)
-    return out
+        return None
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
 
 
-def cpu_between(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
-    """CPU spent per thread name between two :func:`thread_cpu` snapshots."""
-    spent: dict[str, float] = {}
-    for tid, (name, seconds) in after.items():
-        spent[name] = spent.get(name, 0.0) + seconds - before.get(tid, (name, 0.0))[1]
-    return spent
+def process_cpu_s(pid: int) -> float | None:
+    """CPU seconds of process ``pid`` and its reaped children (Linux), or None."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def per_iteration_ms(before: float | None, after: float | None, iterations: int) -> str:
+    return "-" if before is None or after is None else f"{1000 * (after - before) / iterations:.1f}"
 
 
 def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
@@ -119,14 +112,13 @@ async def drive(cfg: RunConfig, *, resume_db: Database | None = None) -> Result:
         problem, db = load_problem(cfg.problem), resume_db
     marks: list[tuple[int, float]] = []  # (applied, wall clock) at each progress report
     cpu: dict[str, float] = {}  # process CPU at the first and the last new iteration
-    snapshots: dict[str, dict[int, tuple[str, float]]] = {}
 
     def mark(p: Progress) -> None:
         marks.append((p.applied, time.perf_counter()))
-        if "first" not in snapshots and p.applied > marks[0][0]:
-            snapshots["first"], cpu["first"] = thread_cpu(), time.process_time()
+        if "first" not in cpu and p.applied > marks[0][0]:
+            cpu["first"] = time.process_time()
         if p.applied >= cfg.max_iterations:
-            snapshots["last"], cpu["last"] = thread_cpu(), time.process_time()
+            cpu["last"] = time.process_time()
 
     controller = build_controller(run_id=cfg.run_name or "", config=cfg, problem=problem, db=db, on_progress=mark)
     try:
@@ -136,8 +128,7 @@ async def drive(cfg: RunConfig, *, resume_db: Database | None = None) -> Result:
     db.close()
     first = next(m for m in marks if m[0] > marks[0][0])  # the first iteration after start-up
     last = marks[-1]
-    threads = cpu_between(snapshots["first"], snapshots["last"])
-    return Result(last[0] - first[0], last[1] - first[1], cpu["last"] - cpu["first"], threads)
+    return Result(last[0] - first[0], last[1] - first[1], cpu["last"] - cpu["first"])
 
 
 def prefill(cfg: RunConfig, n: int) -> Database:
@@ -220,21 +211,24 @@ async def main() -> None:
     cores = os.cpu_count() or 1
     n = 80 if args.quick else 240
     print(f"machine: {cores} cores; evaluation burns {EVAL_CPU_S * 1000:.0f} ms CPU; every candidate sandboxed")
-    print(f"{'scenario':<34}{'it/s':>8}{'limit':>8}{'ratio':>8}{'ctrl CPU ms/it':>16}{'loop thread':>13}{'DB thread':>11}")
+    print(f"{'scenario':<34}{'it/s':>8}{'limit':>8}{'ratio':>8}{'ctrl CPU ms/it':>16}"
+          f"{'machine ms/it':>15}{'server ms/it':>14}")
     with tempfile.TemporaryDirectory() as tmp:
         runs = Path(tmp)
         for latency, in_flight in ((0.5, 8), (0.0, 8)):
             server, url = start_server(latency)
             try:
                 iters = n if latency == 0 else max(60, n // 2)
+                busy0, server0 = machine_busy_s(), process_cpu_s(server.pid)
                 res = await drive(config(runs, f"l{latency}", url, iters, in_flight))
+                busy1, server1 = machine_busy_s(), process_cpu_s(server.pid)
             finally:
                 server.terminate()
                 server.wait()
             limit = min(cores / EVAL_CPU_S, in_flight / latency if latency else float("inf"))
             print(f"{f'L={latency * 1000:.0f} ms, {in_flight} in flight':<34}{res.rate:>8.1f}{limit:>8.1f}"
-                  f"{res.rate / limit:>8.2f}{res.cpu_ms_per_iter:>16.2f}{res.thread_ms_per_iter('MainThread'):>13}"
-                  f"{res.thread_ms_per_iter('evolve-db'):>11}")
+                  f"{res.rate / limit:>8.2f}{res.cpu_ms_per_iter:>16.2f}"
+                  f"{per_iteration_ms(busy0, busy1, iters):>15}{per_iteration_ms(server0, server1, iters):>14}")
 
         server, url = start_server(0.0)
         try:
@@ -245,8 +239,7 @@ async def main() -> None:
                 fill_s = time.perf_counter() - t0
                 res = await drive(cfg, resume_db=db)
                 print(f"{f'{size:,} programs in the database':<34}{res.rate:>8.1f}{'':>8}{'':>8}"
-                      f"{res.cpu_ms_per_iter:>16.2f}{res.thread_ms_per_iter('MainThread'):>13}"
-                      f"{res.thread_ms_per_iter('evolve-db'):>11}   (prefill {fill_s:.1f} s)")
+                      f"{res.cpu_ms_per_iter:>16.2f}   (prefill {fill_s:.1f} s)")
             alone = await pieces(runs, url, 50 if args.quick else 200)
         finally:
             server.terminate()
