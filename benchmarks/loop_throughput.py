@@ -10,7 +10,8 @@ share of it (Linux), which is what bounds L = 0: the evaluation's 20 ms, the san
 the server and the controller all share the cores. A scenario checks that per-iteration
 cost stays flat as the database grows from 100 to 10,000 programs. Last, the pieces of the
 controller's CPU are measured one at a time, with nothing else running: a model call through the
-SDK, the controller's side of one sandboxed evaluation, and one iteration's database writes.
+SDK with eight in flight (over its aiohttp transport, the default, and over its httpx one), the
+controller's side of one sandboxed evaluation, and one iteration's database writes.
 Under load the same work costs more CPU (the evaluations share the cores and the caches), so the
 pieces add up to less than the whole.
 
@@ -50,7 +51,9 @@ EVAL_CPU_S = 0.02
 class Result:
     iterations: int
     wall_s: float
-    cpu_s: float
+    cpu_s: float  # this process
+    machine_s: float | None  # all cores, busy (Linux)
+    server_s: float | None  # the model server process (Linux)
 
     @property
     def rate(self) -> float:
@@ -81,8 +84,18 @@ def process_cpu_s(pid: int) -> float | None:
     return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
-def per_iteration_ms(before: float | None, after: float | None, iterations: int) -> str:
-    return "-" if before is None or after is None else f"{1000 * (after - before) / iterations:.1f}"
+def cpu_snapshot(server_pid: int | None) -> tuple[float, float | None, float | None]:
+    """CPU seconds so far: this process, the busy machine, the model server."""
+    server = None if server_pid is None else process_cpu_s(server_pid)
+    return time.process_time(), machine_busy_s(), server
+
+
+def spent(first: float | None, last: float | None) -> float | None:
+    return None if first is None or last is None else last - first
+
+
+def per_iteration_ms(seconds: float | None, iterations: int) -> str:
+    return "-" if seconds is None else f"{1000 * seconds / iterations:.1f}"
 
 
 def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
@@ -103,7 +116,7 @@ def config(runs: Path, name: str, base_url: str, iterations: int, in_flight: int
     })
 
 
-async def drive(cfg: RunConfig, *, resume_db: Database | None = None) -> Result:
+async def drive(cfg: RunConfig, *, resume_db: Database | None = None, server_pid: int | None = None) -> Result:
     """Run to completion; time from the first new iteration applied to the last one, so that
     start-up (sandbox workers, replaying a large database) is not counted per iteration."""
     if resume_db is None:
@@ -111,14 +124,14 @@ async def drive(cfg: RunConfig, *, resume_db: Database | None = None) -> Result:
     else:
         problem, db = load_problem(cfg.problem), resume_db
     marks: list[tuple[int, float]] = []  # (applied, wall clock) at each progress report
-    cpu: dict[str, float] = {}  # process CPU at the first and the last new iteration
+    cpu: dict[str, tuple[float, float | None, float | None]] = {}  # at the first and last new iteration
 
     def mark(p: Progress) -> None:
         marks.append((p.applied, time.perf_counter()))
         if "first" not in cpu and p.applied > marks[0][0]:
-            cpu["first"] = time.process_time()
+            cpu["first"] = cpu_snapshot(server_pid)
         if p.applied >= cfg.max_iterations:
-            cpu["last"] = time.process_time()
+            cpu["last"] = cpu_snapshot(server_pid)
 
     controller = build_controller(run_id=cfg.run_name or "", config=cfg, problem=problem, db=db, on_progress=mark)
     try:
@@ -128,7 +141,10 @@ async def drive(cfg: RunConfig, *, resume_db: Database | None = None) -> Result:
     db.close()
     first = next(m for m in marks if m[0] > marks[0][0])  # the first iteration after start-up
     last = marks[-1]
-    return Result(last[0] - first[0], last[1] - first[1], cpu["last"] - cpu["first"])
+    (cpu0, machine0, server0), (cpu1, machine1, server1) = cpu["first"], cpu["last"]
+    return Result(
+        last[0] - first[0], last[1] - first[1], cpu1 - cpu0, spent(machine0, machine1), spent(server0, server1)
+    )
 
 
 def prefill(cfg: RunConfig, n: int) -> Database:
@@ -167,16 +183,17 @@ async def pieces(runs: Path, url: str, n: int) -> dict[str, float]:
     request = LLMRequest(messages=messages, mode="diff", parent_code=parent.code or "")
     out: dict[str, float] = {}
 
-    llm = build_llm(cfg.llm, seed=0, environ=os.environ)
-    try:
-        for _ in range(10):
-            reply = await llm.complete(request)
-        t0 = time.process_time()
-        for _ in range(n):
-            reply = await llm.complete(request)
-        out["model call (openai SDK, local server)"] = (time.process_time() - t0) / n
-    finally:
-        await llm.aclose()
+    for http in ("aiohttp", "httpx"):
+        llm = build_llm(cfg.llm.model_copy(update={"http_client": http}), seed=0, environ=os.environ)
+        try:
+            # Eight calls in flight at a time, as in the loop (the pool's cost grows with them).
+            replies = await asyncio.gather(*(llm.complete(request) for _ in range(8)))
+            t0 = time.process_time()
+            for _ in range(n // 8):
+                replies = await asyncio.gather(*(llm.complete(request) for _ in range(8)))
+            out[f"model call, 8 in flight (openai SDK over {http})"] = (time.process_time() - t0) / (n // 8 * 8)
+        finally:
+            await llm.aclose()
 
     evaluator = LocalEvaluator(problem, cfg.evaluator)
     try:
@@ -194,7 +211,7 @@ async def pieces(runs: Path, url: str, n: int) -> dict[str, float]:
     finished = [p.model_copy(update={"status": Status.EVALUATED, "metrics": {"closeness": -0.75},
                                      "features": {"code_length": 400.0}, "cell": (5,),
                                      "timings": {"llm_s": 0.1, "eval_s": 0.05, "sandbox_s": 0.04}}) for p in programs]
-    reply = LLMReply(model="bench", text=reply.text, input_tokens=1000, output_tokens=100)
+    reply = LLMReply(model="bench", text=replies[0].text, input_tokens=1000, output_tokens=100)
     t0 = time.process_time()
     for p, f in zip(programs, finished, strict=True):
         db.add_llm_call("pieces", p.iteration, messages, reply, model="bench", mode="diff", program=p)
@@ -219,16 +236,15 @@ async def main() -> None:
             server, url = start_server(latency)
             try:
                 iters = n if latency == 0 else max(60, n // 2)
-                busy0, server0 = machine_busy_s(), process_cpu_s(server.pid)
-                res = await drive(config(runs, f"l{latency}", url, iters, in_flight))
-                busy1, server1 = machine_busy_s(), process_cpu_s(server.pid)
+                res = await drive(config(runs, f"l{latency}", url, iters, in_flight), server_pid=server.pid)
             finally:
                 server.terminate()
                 server.wait()
             limit = min(cores / EVAL_CPU_S, in_flight / latency if latency else float("inf"))
             print(f"{f'L={latency * 1000:.0f} ms, {in_flight} in flight':<34}{res.rate:>8.1f}{limit:>8.1f}"
                   f"{res.rate / limit:>8.2f}{res.cpu_ms_per_iter:>16.2f}"
-                  f"{per_iteration_ms(busy0, busy1, iters):>15}{per_iteration_ms(server0, server1, iters):>14}")
+                  f"{per_iteration_ms(res.machine_s, res.iterations):>15}"
+                  f"{per_iteration_ms(res.server_s, res.iterations):>14}")
 
         server, url = start_server(0.0)
         try:

@@ -3,7 +3,7 @@
 Two programs that differ only in comments, blank lines, trailing whitespace, quote style or
 line layout get the same hash, so the run does not spend an evaluation on a copy. Normalization
 is ``ast.dump(ast.parse(code))``: it drops only what the parser drops (docstrings are kept), and
-costs about two thirds of an ``ast.unparse`` round-trip.
+costs about 70% of an ``ast.unparse`` of the tree.
 Code that does not parse falls back to a line-based strip of comments and whitespace.
 """
 

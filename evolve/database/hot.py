@@ -70,36 +70,27 @@ class HotStatement:
         compiled = self._on_sqlite(conn)
         if compiled is None:
             return int(conn.execute(self.statement, dict(values)).rowcount)
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.execute(compiled.sql, compiled.params(values))
-            return int(cursor.rowcount)
-        finally:
-            cursor.close()
+        return int(_driver(conn).execute(compiled.sql, compiled.params(values)).rowcount)
 
     def execute_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Run once per row (one driver call on SQLite)."""
         compiled = self._on_sqlite(conn)
         if compiled is None:
             conn.execute(self.statement, [dict(r) for r in rows])
-            return
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.executemany(compiled.sql, [compiled.params(r) for r in rows])
-        finally:
-            cursor.close()
+        else:
+            _driver(conn).executemany(compiled.sql, [compiled.params(r) for r in rows])
 
     def scalar(self, conn: Connection, values: Mapping[str, Any]) -> Any:
         """Run once; the first column of the one row it returns (an INSERT ... RETURNING)."""
         compiled = self._on_sqlite(conn)
         if compiled is None:
             return conn.execute(self.statement, [dict(values)]).scalar_one()
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.execute(compiled.sql, compiled.params(values))
-            row = cursor.fetchone()
-            if row is None:
-                raise RuntimeError(f"no row returned by {compiled.sql}")
-            return row[0]
-        finally:
-            cursor.close()
+        row = _driver(conn).execute(compiled.sql, compiled.params(values)).fetchone()
+        if row is None:
+            raise RuntimeError(f"no row returned by {compiled.sql}")
+        return row[0]
+
+
+def _driver(conn: Connection) -> Any:
+    """The sqlite3 connection under ``conn``, inside ``conn``'s transaction."""
+    return conn.connection.driver_connection

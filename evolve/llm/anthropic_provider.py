@@ -88,9 +88,7 @@ class AnthropicModel(SDKModel[anthropic.AsyncAnthropic]):
 
     def _usage(self, usage: object) -> Usage:
         """Token counts; Anthropic's ``input_tokens`` excludes cached tokens, so add them."""
-        if usage is None:
-            return Usage()
-        fields = json_object(usage, self._ctx, "usage")
+        fields = json_object(usage, self._ctx, "usage", optional=True)
         read = json_int(fields, "cache_read_input_tokens", self._ctx)
         write = json_int(fields, "cache_creation_input_tokens", self._ctx)
         return Usage(

@@ -167,8 +167,8 @@ class LLMConfig(_Frozen):
     retry: RetryConfig = RetryConfig()
     http_client: Literal["aiohttp", "httpx"] = Field(
         default="aiohttp",
-        description="the SDKs' HTTP transport: aiohttp (the SDKs' DefaultAioHttpClient, about half "
-        "the CPU per call) or httpx (their built-in default)",
+        description="the SDKs' HTTP transport: aiohttp (the SDKs' DefaultAioHttpClient; half the "
+        "CPU per OpenAI call here) or httpx (their built-in default)",
     )
 
     mode_weights: dict[str, float] = Field(

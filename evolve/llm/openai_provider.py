@@ -86,11 +86,8 @@ class OpenAIChatModel(SDKModel[openai.AsyncOpenAI]):
 
     def _usage(self, usage: object) -> Usage:
         """Token counts; ``prompt_tokens`` already includes cached tokens."""
-        if usage is None:
-            return Usage()
-        fields = json_object(usage, self._ctx, "usage")
-        details_field = fields.get("prompt_tokens_details")
-        details = {} if details_field is None else json_object(details_field, self._ctx, "usage")
+        fields = json_object(usage, self._ctx, "usage", optional=True)
+        details = json_object(fields.get("prompt_tokens_details"), self._ctx, "usage", optional=True)
         return Usage(
             input_tokens=json_int(fields, "prompt_tokens", self._ctx),
             output_tokens=json_int(fields, "completion_tokens", self._ctx),

@@ -143,8 +143,11 @@ def _timed_out(exc: BaseException) -> bool:
     return True
 
 
-def json_object(value: object, ctx: CallContext, where: str) -> dict[str, Any]:
-    """``value`` as a JSON object, or a malformed-reply error naming ``where``."""
+def json_object(value: object, ctx: CallContext, where: str, *, optional: bool = False) -> dict[str, Any]:
+    """``value`` as a JSON object (an empty one for an absent ``optional`` field), or a
+    malformed-reply error naming ``where``."""
+    if value is None and optional:
+        return {}
     if not isinstance(value, dict):
         raise malformed_reply(ctx, f"{where} is not a JSON object")
     return value
