@@ -33,8 +33,10 @@ import json
 import os
 import resource
 import select
+import shutil
 import signal
 import socket
+import stat
 import sys
 import time
 import traceback
@@ -49,11 +51,54 @@ _PR_SET_CHILD_SUBREAPER = 36
 _MEMORY_REPORT = b'{"status": "memory", "message": "MemoryError: the program ran out of memory"}'
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` (a pipe or file may take it in parts)."""
     view = memoryview(data)
     while view:
         written = os.write(fd, view)
         view = view[written:]
+
+
+def clear_workdir(workdir: str) -> None:
+    """Remove ``workdir`` and everything in it; what cannot be removed is renamed aside.
+
+    The usual leftovers (an empty ``tmp`` and the candidate's file) go in three system calls.
+    Nothing here follows a link a candidate may have planted: ``rmdir`` and ``unlink`` do not
+    follow the last component, and ``shutil.rmtree`` does not follow links at all.
+    """
+    try:
+        mode = os.lstat(workdir).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(mode):
+        os.unlink(workdir)
+        return
+    try:
+        os.rmdir(os.path.join(workdir, "tmp"))
+        os.unlink(os.path.join(workdir, CANDIDATE_FILE))
+        os.rmdir(workdir)
+        return
+    except OSError:
+        pass
+    shutil.rmtree(workdir, ignore_errors=True)
+    if os.path.lexists(workdir):  # e.g. a directory the candidate made unreadable to its owner
+        os.rename(workdir, f"{workdir}.stale-{time.monotonic_ns()}")
+
+
+def prepare_workdir(workdir: str, code: str, uid: int | None) -> None:
+    """Make ``workdir`` afresh: an empty private ``tmp`` and the candidate's file, owned by the
+    sandbox ``uid`` when there is one. Whatever an earlier run left there is removed first."""
+    clear_workdir(workdir)
+    tmp = os.path.join(workdir, "tmp")
+    program = os.path.join(workdir, CANDIDATE_FILE)
+    os.mkdir(workdir, 0o700)
+    os.mkdir(tmp, 0o700)
+    fd = os.open(program, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(code)
+    if uid is not None:
+        for path in (workdir, tmp, program):
+            os.chown(path, uid, uid)
 
 
 def _jsonify(value: Any) -> Any:
@@ -205,7 +250,7 @@ def execute(cfg: dict[str, Any], result_fd: int) -> None:
             drop_privileges(cfg.get("uid"), cfg.get("gid"))
             _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
         except Exception as exc:
-            _write_all(result_fd, _setup_failure(exc))
+            write_all(result_fd, _setup_failure(exc))
             os._exit(0)
         report = run_candidate(cfg)
         if report.get("status") == "memory":
@@ -217,10 +262,10 @@ def execute(cfg: dict[str, Any], result_fd: int) -> None:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(BaseException):  # the candidate may have closed it
                 stream.flush()
-        _write_all(result_fd, data)
+        write_all(result_fd, data)
     except MemoryError:
         with contextlib.suppress(BaseException):
-            _write_all(result_fd, _MEMORY_REPORT)
+            write_all(result_fd, _MEMORY_REPORT)
     except BaseException:
         pass
     os._exit(0)
@@ -251,7 +296,7 @@ def main_run(config_path: str) -> None:
 
 def _recv_message(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
     """One message from the pool (a SOCK_SEQPACKET keeps boundaries), with its fds."""
-    msg, ancdata, _flags, _addr = sock.recvmsg(1 << 16, socket.CMSG_SPACE(2 * 4))
+    msg, ancdata, _flags, _addr = sock.recvmsg(1 << 16, socket.CMSG_SPACE(3 * 4))
     if not msg:
         return None
     fds: list[int] = []
@@ -260,7 +305,14 @@ def _recv_message(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | Non
             arr = array.array("i")
             arr.frombytes(data[: len(data) - (len(data) % arr.itemsize)])
             fds.extend(arr)
-    return json.loads(msg), fds
+    message: dict[str, Any] = json.loads(msg)
+    if message.get("payload") == "fd" and len(fds) == 3:  # too large for a message: in a memfd
+        payload = fds.pop()
+        try:
+            message = json.loads(os.pread(payload, os.fstat(payload).st_size, 0))
+        finally:
+            os.close(payload)
+    return message, fds
 
 
 def _open_fds() -> list[int]:
@@ -271,7 +323,9 @@ def _open_fds() -> list[int]:
         return list(range(3, 1024))
 
 
-def _fork_candidate(workdir: str, fds: list[int], config: dict[str, Any] | None) -> int:
+def _fork_candidate(
+    workdir: str, fds: list[int], config: dict[str, Any], setup_error: OSError | None
+) -> int:
     """Fork a child whose fd 1/2 is the output pipe and fd 3 the private result channel."""
     pid = os.fork()
     if pid:
@@ -293,8 +347,11 @@ def _fork_candidate(workdir: str, fds: list[int], config: dict[str, Any] | None)
                 with contextlib.suppress(OSError):
                     os.close(fd)
         os.set_inheritable(3, False)
+        if setup_error is not None:
+            write_all(3, _setup_failure(setup_error))
+            os._exit(0)
         os.chdir(workdir)
-        execute(config if config is not None else _load_config(CONFIG_FILE), 3)
+        execute(config, 3)
     finally:
         os._exit(70)
 
@@ -364,16 +421,18 @@ def serve(sock_fd: int) -> None:
     """Warm-pool template: pre-import modules, then fork a fresh child per request.
 
     Requests arrive on a unix SOCK_SEQPACKET socket (an inherited fd) as one JSON message each,
-    ``{"workdir": path, "config": {...}}`` with two fds attached (result pipe, output pipe); a
-    config too large for a message is ``.runner.json`` in that directory instead, as for a cold
-    run. For each, the template replies ``{"pid": N}`` once the
-    child is forked and ``{"pid": N, "wait_status": S}`` once it has ended and everything it
-    started has been killed and reaped. A ``{"kill": N}`` message meanwhile kills it early.
+    ``{"workdir": path, "code": source, "config": {...}}`` with two fds attached (result pipe,
+    output pipe); a request too large for one message is ``{"payload": "fd"}`` with a third fd,
+    a memfd that holds it. For each, the template makes the working directory afresh (the
+    candidate's file, an empty ``tmp``), forks the child and replies ``{"pid": N}``, then
+    ``{"pid": N, "wait_status": S}`` once the child has ended and everything it started has
+    been killed and reaped, and removes the working directory while the pool scores the result.
+    A ``{"kill": N}`` message meanwhile kills the candidate early.
 
     The template is a child subreaper, so descendants that daemonize are re-parented to it
     and die with the candidate; the child starts its own session, applies the same limits as a
     cold run, and inherits nothing of earlier candidates because each is a fresh fork of this
-    untouched template.
+    untouched template in a fresh directory.
     """
     sock = socket.socket(fileno=sock_fd)
     with open(os.devnull, "wb") as null:
@@ -394,11 +453,19 @@ def serve(sock_fd: int) -> None:
             for fd in fds:
                 os.close(fd)
             continue
-        pid = _fork_candidate(message["workdir"], fds, message.get("config"))
+        workdir, config = message["workdir"], message["config"]
+        setup_error: OSError | None = None
+        try:
+            prepare_workdir(workdir, message["code"], config.get("uid"))
+        except OSError as exc:  # reported by the child as a sandbox error
+            setup_error = exc
+        pid = _fork_candidate(workdir, fds, config, setup_error)
         sock.sendall(json.dumps({"pid": pid}).encode())
         status = _supervise(sock, pid)
         _kill_everything(pid)
         sock.sendall(json.dumps({"pid": pid, "wait_status": status}).encode())
+        with contextlib.suppress(OSError):  # the next prepare tries again
+            clear_workdir(workdir)
 
 
 if __name__ == "__main__":

@@ -10,16 +10,12 @@ the stage. Every failure becomes an :class:`EvalResult` with a status and an
 
 from __future__ import annotations
 
-import asyncio
 import os
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from evaluators.child import CANDIDATE_FILE
 from evaluators.environment import candidate_env
 from evaluators.isolation import Isolation
 from evaluators.outcome import RunOutcome
@@ -161,34 +157,12 @@ class LocalEvaluator:
 
     async def _run(self, slot: Slot, code: str, spec: RunSpec) -> RunOutcome:
         assert slot.launcher is not None
-        workdir = Path(tempfile.mkdtemp(prefix="cand-", dir=slot.directory))
-        try:
-            env = candidate_env(workdir, self._problem.spec.env, os.environ)
-            return await run_candidate(slot.launcher, code, spec, workdir, env, slot.confinement)
-        finally:
-            if not _remove_untouched(workdir):
-                await asyncio.to_thread(shutil.rmtree, workdir, True)
+        return await run_candidate(slot.launcher, code, spec, slot.env, slot.confinement)
 
     async def aclose(self) -> None:
         """Stop templates and scorer workers; kill anything left in any slot."""
         await self._slots.aclose()
         await self._scorer.aclose()
-
-
-def _remove_untouched(workdir: Path) -> bool:
-    """Remove a working directory that holds only what the runner left (an empty ``tmp`` and
-    the candidate's file), in three system calls; False if it holds anything else.
-
-    Nothing here follows a link the candidate may have planted (``rmdir`` fails on one), and a
-    directory with more in it is left to ``shutil.rmtree`` off the event loop.
-    """
-    try:
-        os.rmdir(workdir / "tmp")
-        os.unlink(workdir / CANDIDATE_FILE)
-        os.rmdir(workdir)
-    except OSError:
-        return False
-    return True
 
 
 def scorer_env(problem: Problem) -> dict[str, str]:

@@ -1,25 +1,23 @@
 """Run one candidate in a sandboxed child and collect how it ended.
 
 The launch itself (a fresh interpreter, or a fork of a warm template) is delegated to a
-:class:`Launcher`; this module owns what is common: the working directory's files, the two pipes
-(private result channel, captured stdout/stderr), the wall-time limit, and killing the whole
-process tree on timeout, on cancellation and after every run, so that nothing is left running.
+:class:`Launcher`, which also makes the slot's working directory afresh for each candidate;
+this module owns what is common: the two pipes (private result channel, captured
+stdout/stderr), the wall-time limit, and killing the whole process tree on timeout, on
+cancellation and after every run, so that nothing is left running.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from evaluators.capture import PipeReader
-from evaluators.child import CANDIDATE_FILE, CONFIG_FILE
 from evaluators.outcome import Ending, RunOutcome, decide
 
 #: Largest JSON report read from a candidate; anything bigger is a bad_output.
@@ -79,12 +77,13 @@ class Launched(Protocol):
 
 
 class Launcher(Protocol):
-    """Starts the trusted runner for one candidate."""
+    """Starts the trusted runner for one candidate, in its slot's working directory."""
 
     async def launch(
-        self, workdir: Path, config: dict[str, Any], result_w: int, output_w: int
+        self, code: str, config: dict[str, Any], result_w: int, output_w: int
     ) -> Launched:
-        """Start the runner in ``workdir`` (the code is there) with its config and two pipes."""
+        """Make the working directory afresh with ``code`` in it and start the runner there,
+        with its config and two pipes."""
         ...
 
 
@@ -96,30 +95,10 @@ class Confinement:
     cgroup_procs: str | None = None
 
 
-def write_runner_config(workdir: Path, config: dict[str, Any]) -> Path:
-    """Write the runner's config into ``workdir``, readable by its owner only; the runner reads
-    and deletes it before the candidate starts (launchers that cannot pass it otherwise)."""
-    path = workdir / CONFIG_FILE
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(config, fh)
-    return path
-
-
-def prepare_workdir(workdir: Path, code: str, uid: int | None) -> None:
-    """Write the candidate and make a private tmp dir."""
-    (workdir / "tmp").mkdir(exist_ok=True)
-    (workdir / CANDIDATE_FILE).write_text(code, encoding="utf-8")
-    if uid is not None:
-        for path in (workdir, workdir / "tmp", workdir / CANDIDATE_FILE):
-            os.chown(path, uid, uid)
-
-
 async def run_candidate(
     launcher: Launcher,
     code: str,
     spec: RunSpec,
-    workdir: Path,
     env: dict[str, str],
     confinement: Confinement = Confinement(),
 ) -> RunOutcome:
@@ -128,7 +107,6 @@ async def run_candidate(
     Cancelling this coroutine kills the candidate's tree before the cancellation propagates.
     """
     cfg = spec.runner_config(env, confinement.uid, confinement.cgroup_procs)
-    prepare_workdir(workdir, code, confinement.uid)
     start = time.monotonic()
     result = PipeReader(head=MAX_REPORT_BYTES + 1, tail=0)
     output = PipeReader(head=spec.max_output_kb * 512, tail=spec.max_output_kb * 512)
@@ -141,7 +119,7 @@ async def run_candidate(
         await result.start(result_r)
         await output.start(output_r)
         try:
-            child = await launcher.launch(workdir, cfg, result_w, output_w)
+            child = await launcher.launch(code, cfg, result_w, output_w)
         finally:
             os.close(result_w)
             os.close(output_w)

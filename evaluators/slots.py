@@ -42,10 +42,16 @@ class Slot:
 
     index: int
     directory: Path
+    env: dict[str, str] = field(default_factory=dict)  # the candidates' environment
     uid: int | None = None
     cgroup: PidsCgroup | None = None
     launcher: Launcher | None = None
     templates: list[WarmTemplate] = field(default_factory=list)
+
+    @property
+    def workdir(self) -> Path:
+        """Where each candidate runs: made afresh by the launcher, inside the slot's directory."""
+        return self.directory / "work"
 
     @property
     def confinement(self) -> Confinement:
@@ -127,6 +133,7 @@ class SlotPool:
         for i in range(s.size):
             directory = _make_slot_dir(i)
             slot = Slot(i, directory, uid=uids[i] if i < len(uids) else None)
+            slot.env = candidate_env(slot.workdir, s.passthrough, os.environ)
             if parent is not None:
                 name = f"evolve-{os.getpid()}-{id(self):x}-{i}"
                 slot.cgroup = PidsCgroup.create(parent, name, s.max_processes + _CGROUP_SLACK)
@@ -152,10 +159,21 @@ class SlotPool:
             # uid sweep finds descendants that left the process group.
             sweep = self.isolation.kind == "process"
             return ColdLauncher(
-                s.python, prefix, env, lambda pid: slot.host_kill(pid, sweep_uid=sweep)
+                s.python,
+                prefix,
+                env,
+                lambda pid: slot.host_kill(pid, sweep_uid=sweep),
+                slot.workdir,
             )
         template = WarmTemplate(
-            s.python, prefix, slot.directory, env, s.imports, slot.host_kill, slot.sweep
+            s.python,
+            prefix,
+            slot.directory,
+            slot.workdir,
+            env,
+            s.imports,
+            slot.host_kill,
+            slot.sweep,
         )
         slot.templates.append(template)
         return template
@@ -165,19 +183,15 @@ class SlotPool:
         s = self._settings
         assert self.isolation is not None
         prefix = self.isolation.prefix(slot.directory, s.hidden)
-        env = candidate_env(slot.directory, (), {})
-        launcher = ColdLauncher(s.python, prefix, env, slot.sweep_after)
+        env = candidate_env(slot.workdir, (), {})
+        launcher = ColdLauncher(s.python, prefix, env, slot.sweep_after, slot.workdir)
         # Only modules this interpreter can find: a missing problem import must not be
         # mistaken for an unreadable installation (both surface as ModuleNotFoundError).
         modules = ["subprocess", "email.parser", "decimal", *filter(_findable, s.imports)]
         code = f"import {', '.join(modules)}\ndef run():\n    return 1\n"
-        workdir = Path(tempfile.mkdtemp(dir=slot.directory))
-        try:
-            outcome = await run_candidate(
-                launcher, code, RunSpec("run", timeout_s=30), workdir, env, slot.confinement
-            )
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+        outcome = await run_candidate(
+            launcher, code, RunSpec("run", timeout_s=30), env, slot.confinement
+        )
         if outcome.status is Status.EVALUATED:
             return True
         logger.warning(

@@ -4,7 +4,9 @@ Starting an interpreter and importing numpy costs about a tenth of a second; for
 that already did costs about a millisecond. The template (``child.py serve``) runs inside the
 same sandbox a cold run would (bubblewrap or not) and forks one fresh child per candidate, which
 applies the same limits and privileges drop as a cold run. The pool talks to it over a
-``SOCK_SEQPACKET`` socket and hands it the candidate's two pipes as file descriptors.
+``SOCK_SEQPACKET`` socket and hands it the candidate's code, its runner config and its two pipes
+as file descriptors; the template makes the working directory and removes it afterwards, so the
+controller's side of a launch is one message out and two back.
 """
 
 from __future__ import annotations
@@ -21,13 +23,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from evaluators.child import write_all
 from evaluators.cold import RUNNER
 from evaluators.reaper import kill_tree
-from evaluators.sandbox import write_runner_config
 
 #: How long to wait for the template to confirm a kill before killing the template itself.
 _KILL_GRACE_S = 2.0
-#: Largest launch message; a runner config that does not fit goes into the workdir instead.
+#: Largest launch message; a larger request travels in a memfd attached to a short one.
 #: (The template reads messages of up to 64 KiB; a SOCK_SEQPACKET message cannot be split.)
 _MAX_MESSAGE = 48 * 1024
 
@@ -42,7 +44,8 @@ class WarmTemplate:
     Args:
         python: the candidates' interpreter.
         prefix: bubblewrap's argv, or empty.
-        slot_dir: the template's working directory (candidate workdirs are created inside).
+        slot_dir: the template's working directory.
+        workdir: the candidates' working directory (inside ``slot_dir``), made afresh for each.
         env: the template's environment (already scrubbed; imports listed separately).
         imports: modules to import once in the template.
         host_kill: kills a candidate's tree from the host side, cheaply (process group,
@@ -56,6 +59,7 @@ class WarmTemplate:
         python: str,
         prefix: Sequence[str],
         slot_dir: Path,
+        workdir: Path,
         env: dict[str, str],
         imports: Sequence[str],
         host_kill: Callable[[int | None], None],
@@ -64,6 +68,7 @@ class WarmTemplate:
         self._argv = [*prefix, python, "-I", str(RUNNER), "serve"]
         self._namespaced = bool(prefix)
         self._slot_dir = slot_dir
+        self._workdir = str(workdir)
         self._env = {**env, "EVOLVE_WARM_IMPORTS": json.dumps(list(imports))}
         self._host_kill = host_kill
         self._sweep = sweep
@@ -93,7 +98,9 @@ class WarmTemplate:
         parent.setblocking(False)
         self._sock = parent
         self._replies = asyncio.Queue()
-        asyncio.get_running_loop().add_reader(parent.fileno(), self._on_readable, parent, self._replies)
+        asyncio.get_running_loop().add_reader(
+            parent.fileno(), self._on_readable, parent, self._replies
+        )
 
     @staticmethod
     def _on_readable(sock: socket.socket, replies: asyncio.Queue[bytes | None]) -> None:
@@ -130,21 +137,16 @@ class WarmTemplate:
         return reply
 
     async def launch(
-        self, workdir: Path, config: dict[str, Any], result_w: int, output_w: int
+        self, code: str, config: dict[str, Any], result_w: int, output_w: int
     ) -> WarmChild:
-        """Fork a child for the candidate in ``workdir``, run with ``config``.
-
-        The config travels in the launch message (nothing on disk for the candidate to find);
-        one too large for a message is written to the workdir, as for a cold run.
+        """Have the template make the working directory with ``code`` in it and fork a child
+        there, run with ``config`` (nothing of it on disk but the candidate's own file).
 
         A template found dead (a candidate running as the same user may kill it) is restarted
         once; a second failure is an infrastructure error and propagates.
         """
         await self._settle_previous()
-        message = json.dumps({"workdir": str(workdir), "config": config}).encode()
-        if len(message) > _MAX_MESSAGE:
-            write_runner_config(workdir, config)
-            message = json.dumps({"workdir": str(workdir)}).encode()
+        message = json.dumps({"workdir": self._workdir, "code": code, "config": config}).encode()
         for attempt in (1, 2):
             await self.ensure_started()
             try:
@@ -160,9 +162,17 @@ class WarmTemplate:
 
     async def _fork(self, message: bytes, result_w: int, output_w: int) -> int:
         assert self._sock is not None
-        fds = array.array("i", [result_w, output_w])
+        fds = [result_w, output_w]
+        payload: int | None = None
+        if len(message) > _MAX_MESSAGE:
+            payload = os.memfd_create("evolve-launch", os.MFD_CLOEXEC)
+            write_all(payload, message)
+            fds.append(payload)
+            message = b'{"payload": "fd"}'
         try:
-            self._sock.sendmsg([message], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
+            self._sock.sendmsg(
+                [message], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))]
+            )
             reply = await self._recv()
             return int(reply["pid"])
         except (TemplateDied, OSError):
@@ -170,6 +180,9 @@ class WarmTemplate:
         except BaseException:  # cancelled, or garbage: a child may exist that we cannot name
             self.stop()
             raise
+        finally:
+            if payload is not None:
+                os.close(payload)
 
     async def wait_for(self, pid: int) -> int:
         """The return code of child ``pid`` once the template has reaped it and its tree.

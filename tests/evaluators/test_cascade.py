@@ -93,7 +93,8 @@ async def test_minimized_thresholds_pass_when_at_most(
 async def test_a_config_too_large_for_a_launch_message_still_reaches_the_candidate(
     make_problem: Callable[..., Problem], evaluator_for: Callable[..., LocalEvaluator], mode: str
 ) -> None:
-    # The warm template takes the runner config inline up to 48 KiB; beyond, it is a file.
+    # The warm template takes a launch request inline up to 48 KiB; beyond, it is in a memfd
+    # (cold runs always read their config from a file).
     stages = [{"name": "big", "entry_kwargs": {"blob": "a" * 100_000}}]
     ev = evaluator_for(make_problem(stages=stages), mode=mode)
     try:

@@ -300,6 +300,37 @@ async def test_warm_candidates_share_no_state(evaluator: LocalEvaluator) -> None
     assert (await evaluator.evaluate(second)).metrics == {"score": 0.0}
 
 
+@pytest.mark.parametrize("mode", ["warm", "cold"])
+async def test_nothing_a_candidate_leaves_in_its_directory_reaches_the_next(
+    toy_problem: Problem, evaluator_for: Callable[..., LocalEvaluator], mode: str
+) -> None:
+    # One slot, so both candidates run in the same working directory, one after the other.
+    litter = (
+        "import os\n"
+        "def run():\n"
+        "    os.makedirs('deep/er/still', exist_ok=True)\n"
+        "    open('deep/er/still/f.txt', 'w').write('x')\n"
+        "    open('tmp/t.txt', 'w').write('x')\n"
+        "    os.symlink('/', 'root')\n"
+        "    os.makedirs('locked/in')\n"
+        "    os.chmod('locked', 0)\n"  # its owner cannot list it: it is moved aside
+        "    return {'x': 1}\n"
+    )
+    look = (
+        "import os\n"
+        "def run():\n"
+        "    clean = sorted(os.listdir('.')) == ['candidate.py', 'tmp'] and not os.listdir('tmp')\n"
+        "    return {'x': float(clean)}\n"
+    )
+    ev = evaluator_for(toy_problem, mode=mode, concurrency=1)
+    try:
+        results = [await ev.evaluate(code) for code in (look, litter, look, litter, look)]
+    finally:
+        await ev.aclose()
+    assert [r.status for r in results] == [Status.EVALUATED] * 5, results
+    assert [results[i].metrics for i in (0, 2, 4)] == [{"score": 1.0}] * 3
+
+
 async def test_slow_scorer_is_cut_at_its_timeout(
     toy_problem: Problem, evaluator_for: Callable[..., LocalEvaluator]
 ) -> None:
