@@ -1,25 +1,23 @@
-"""Trusted runner: the first code that runs in a candidate's sandbox process.
+"""Trusted runner: the sandbox's supervisor and the first code that runs in a candidate.
 
-Run as a file with ``python -I child.py run CONFIG`` (isolated mode puts no project path on
-``sys.path``, so this script imports only the standard library). It
+Run as a file with ``python -I child.py serve FD`` (isolated mode puts no project path on
+``sys.path``, so this script imports only the standard library), inside the sandbox. It serves
+run requests on a socket (see :func:`serve`): for each, it makes the working directory, forks a
+fresh child and supervises it. The child
 
-1. reads its JSON config and deletes it,
-2. keeps the original stdout as a private result channel and points fd 1 at fd 2, so whatever
-   the candidate prints lands in the captured output and can never be mistaken for the result,
-3. applies the resource limits and, when started as root with a sandbox uid, drops to that uid
+1. keeps a private result channel (fd 3) and points fd 1 and 2 at the captured output pipe, so
+   whatever the candidate prints can never be mistaken for the result,
+2. applies the resource limits and, when started as root with a sandbox uid, drops to that uid
    (root ignores ``RLIMIT_NPROC``; an unprivileged uid makes the process limit bind and lets the
    parent kill every process of that uid afterwards),
-4. compiles and executes the candidate as a module, calls its entry function and writes one JSON
+3. compiles and executes the candidate as a module, calls its entry function and writes one JSON
    report on the result channel, then leaves with ``os._exit`` so nothing the candidate
    registered (atexit, threads, finalizers) runs after the report.
 
 The report is ``{"status": "ok", "output": ...}`` or ``{"status": <failure>, "message": ...}``.
-The candidate shares this process and could forge a report; that gains it nothing, because the
-report only carries what the candidate returned, and the trusted scorer recomputes every number
-from it in another process.
-
-``python -I child.py serve`` is the warm-pool template: it imports the modules a problem declares
-once, then forks one fresh child per request (see :func:`serve`).
+The candidate shares the child process and could forge a report; that gains it nothing, because
+the report only carries what the candidate returned, and the trusted scorer recomputes every
+number from it in another process.
 """
 
 from __future__ import annotations
@@ -44,7 +42,13 @@ import types
 from typing import Any
 
 CANDIDATE_FILE = "candidate.py"
-CONFIG_FILE = ".runner.json"
+#: Largest message on the pool's socket; a larger request or reply travels in a memfd.
+#: (Both sides read messages of up to 64 KiB; a SOCK_SEQPACKET message cannot be split.)
+MAX_MESSAGE = 48 * 1024
+#: Bytes read per wake-up from a candidate's pipes.
+_READ_SIZE = 256 * 1024
+#: How long to wait for the pipes to reach EOF once the candidate's tree is dead.
+_DRAIN_S = 2.0
 _TRACE_LINES = 12
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
@@ -271,42 +275,25 @@ def execute(cfg: dict[str, Any], result_fd: int) -> None:
     os._exit(0)
 
 
-def _private_result_fd() -> int:
-    """Move the original stdout to a private fd and point fd 1 at stderr."""
-    result_fd = os.dup(1)  # non-inheritable: the candidate's own subprocesses do not get it
-    os.dup2(2, 1)
-    return result_fd
-
-
-def _load_config(path: str) -> dict[str, Any]:
-    """Read the run's config from the working directory and delete it before the candidate runs."""
-    with open(path, encoding="utf-8") as fh:
-        cfg: dict[str, Any] = json.load(fh)
-    os.unlink(path)
-    return cfg
-
-
-def main_run(config_path: str) -> None:
-    """Cold mode: one candidate in this process, config from a file in the working directory."""
-    os.chdir(os.path.dirname(os.path.abspath(config_path)))
-    cfg = _load_config(config_path)
-    result_fd = _private_result_fd()
-    execute(cfg, result_fd)
-
-
-def _recv_message(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
-    """One message from the pool (a SOCK_SEQPACKET keeps boundaries), with its fds."""
-    msg, ancdata, _flags, _addr = sock.recvmsg(1 << 16, socket.CMSG_SPACE(3 * 4))
-    if not msg:
-        return None
+def fds_of(ancdata: list[tuple[int, int, bytes]]) -> list[int]:
+    """The file descriptors an ``SCM_RIGHTS`` message carried (from ``recvmsg``)."""
     fds: list[int] = []
     for level, kind, data in ancdata:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             arr = array.array("i")
             arr.frombytes(data[: len(data) - (len(data) % arr.itemsize)])
             fds.extend(arr)
+    return fds
+
+
+def _recv_message(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
+    """One message from the pool (a SOCK_SEQPACKET keeps boundaries), with any other fds."""
+    msg, ancdata, _flags, _addr = sock.recvmsg(1 << 16, socket.CMSG_SPACE(4 * 4))
+    if not msg:
+        return None
+    fds = fds_of(ancdata)
     message: dict[str, Any] = json.loads(msg)
-    if message.get("payload") == "fd" and len(fds) == 3:  # too large for a message: in a memfd
+    if message.get("payload") == "fd" and fds:  # too large for a message: in a memfd
         payload = fds.pop()
         try:
             message = json.loads(os.pread(payload, os.fstat(payload).st_size, 0))
@@ -399,40 +386,163 @@ def _kill_everything(pid: int) -> None:
         time.sleep(0.002)
 
 
-def _supervise(sock: socket.socket, pid: int) -> int:
-    """Wait for the candidate to end, killing it early if the pool asks; its wait status."""
+class Capture:
+    """What one pipe carried: its first ``head`` bytes, its last ``tail`` bytes and a count,
+    so a candidate that writes a gigabyte costs the template a few kilobytes."""
+
+    def __init__(self, head: int, tail: int) -> None:
+        self._head_cap = head
+        self._tail_cap = tail
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.total = 0
+
+    def feed(self, data: bytes) -> None:
+        self.total += len(data)
+        room = self._head_cap - len(self.head)
+        if room > 0:
+            self.head += data[:room]
+            data = data[room:]
+        if data and self._tail_cap:
+            self.tail += data[-self._tail_cap :]
+            if len(self.tail) > self._tail_cap:
+                del self.tail[: len(self.tail) - self._tail_cap]
+
+
+def _read_some(fd: int, open_pipes: dict[int, Capture]) -> None:
+    """One read from a ready pipe; at EOF (or a broken pipe) it is closed and forgotten."""
+    try:
+        data = os.read(fd, _READ_SIZE)
+    except (BlockingIOError, InterruptedError):
+        return
+    except OSError:
+        data = b""
+    if data:
+        open_pipes[fd].feed(data)
+    else:
+        del open_pipes[fd]
+        os.close(fd)
+
+
+def _drain(open_pipes: dict[int, Capture], within_s: float) -> None:
+    """Read what is left in the pipes until EOF; a pipe still open after ``within_s`` (a
+    descendant that escaped with its write end) is closed as it is."""
+    deadline = time.monotonic() + within_s
+    while open_pipes:
+        remaining = deadline - time.monotonic()
+        ready = (
+            select.select(list(open_pipes), [], [], max(0.0, remaining))[0] if remaining > 0 else []
+        )
+        if not ready:
+            break
+        for fd in ready:
+            _read_some(fd, open_pipes)
+    for fd in open_pipes:
+        os.close(fd)
+    open_pipes.clear()
+
+
+def _stop_candidate(pid: int) -> None:
+    """SIGKILL the candidate and its process group (not reaped: its waiter collects it)."""
+    for kill in (os.killpg, os.kill):
+        with contextlib.suppress(OSError):
+            kill(pid, signal.SIGKILL)
+
+
+def _supervise(
+    sock: socket.socket, pid: int, open_pipes: dict[int, Capture], timeout_s: float
+) -> tuple[int, bool]:
+    """Wait for the candidate to end while reading its pipes; kill it at the wall-time limit
+    or when the pool asks. Its wait status, and whether it hit the limit."""
     pidfd = os.pidfd_open(pid)
+    deadline = time.monotonic() + timeout_s
+    timed_out = False
     try:
         while True:
-            ready, _, _ = select.select([sock.fileno(), pidfd], [], [])
+            wait = None if timed_out else max(0.0, deadline - time.monotonic())
+            ready = select.select([sock.fileno(), pidfd, *open_pipes], [], [], wait)[0]
             if pidfd in ready:
-                _, status = os.waitpid(pid, 0)
-                return status
-            message = _recv_message(sock)
-            if message is None:  # the pool is gone: nothing may outlive it
-                _kill_everything(pid)
-                os._exit(0)
-            _kill_everything(pid)
+                return os.waitpid(pid, 0)[1], timed_out
+            for fd in ready:
+                if fd in open_pipes:
+                    _read_some(fd, open_pipes)
+            if sock.fileno() in ready:
+                message = _recv_message(sock)
+                if message is None:  # the pool is gone: nothing may outlive it
+                    _kill_everything(pid)
+                    os._exit(0)
+                for fd in message[1]:
+                    os.close(fd)
+                _stop_candidate(pid)  # a kill request
+            elif not ready and not timed_out:
+                timed_out = True
+                _stop_candidate(pid)
     finally:
         os.close(pidfd)
 
 
-def serve(sock_fd: int) -> None:
-    """Warm-pool template: pre-import modules, then fork a fresh child per request.
+def _run_one(sock: socket.socket, request: dict[str, Any]) -> bytes:
+    """Run one candidate start to end; the reply: a JSON header line, then the report and the
+    head and tail of the output, raw."""
+    workdir, config = request["workdir"], request["config"]
+    setup_error: OSError | None = None
+    try:
+        prepare_workdir(workdir, request["code"], config.get("uid"))
+    except OSError as exc:  # reported by the child as a sandbox error
+        setup_error = exc
+    result_r, result_w = os.pipe()
+    output_r, output_w = os.pipe()
+    result = Capture(int(request["report_max"]), 0)
+    output = Capture(int(request["output_head"]), int(request["output_tail"]))
+    open_pipes = {result_r: result, output_r: output}
+    pid = _fork_candidate(workdir, [result_w, output_w], config, setup_error)
+    status, timed_out = _supervise(sock, pid, open_pipes, float(request["timeout_s"]))
+    _kill_everything(pid)
+    _drain(open_pipes, _DRAIN_S)
+    header = {
+        "pid": pid,
+        "wait_status": status,
+        "timed_out": timed_out,
+        "report_total": result.total,
+        "output_total": output.total,
+        "sizes": [len(result.head), len(output.head), len(output.tail)],
+    }
+    return json.dumps(header).encode() + b"\n" + result.head + output.head + output.tail
 
-    Requests arrive on a unix SOCK_SEQPACKET socket (an inherited fd) as one JSON message each,
-    ``{"workdir": path, "code": source, "config": {...}}`` with two fds attached (result pipe,
-    output pipe); a request too large for one message is ``{"payload": "fd"}`` with a third fd,
-    a memfd that holds it. For each, the template makes the working directory afresh (the
-    candidate's file, an empty ``tmp``), forks the child and replies ``{"pid": N}``, then
-    ``{"pid": N, "wait_status": S}`` once the child has ended and everything it started has
-    been killed and reaped, and removes the working directory while the pool scores the result.
-    A ``{"kill": N}`` message meanwhile kills the candidate early.
+
+def _send_reply(sock: socket.socket, reply: bytes) -> None:
+    """One message, or a memfd holding the reply when it is too large for one."""
+    if len(reply) <= MAX_MESSAGE:
+        sock.send(reply)
+        return
+    memfd = os.memfd_create("evolve-reply", os.MFD_CLOEXEC)
+    try:
+        write_all(memfd, reply)
+        fds = array.array("i", [memfd])
+        sock.sendmsg([b'{"payload": "fd"}\n'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
+    finally:
+        os.close(memfd)
+
+
+def serve(sock_fd: int) -> None:
+    """The sandbox's supervisor: pre-import modules, then run one candidate per request.
+
+    Requests arrive on a unix SOCK_SEQPACKET socket (an inherited fd) as one JSON message each:
+    ``{"workdir", "code", "config", "timeout_s", "report_max", "output_head", "output_tail"}``;
+    one too large for a message is ``{"payload": "fd"}`` with a memfd attached that holds it.
+    For each, the template makes the working directory afresh (the candidate's file, an empty
+    ``tmp``), forks the child with two pipes of its own (the private result channel, and
+    stdout/stderr), reads them while it waits, kills the child's whole tree when it ends, at the
+    wall-time limit or when a ``{"kill": ...}`` message asks, and replies once: a JSON header
+    line (wait status, whether the limit was hit, byte counts) followed by the report and the
+    output's head and tail (in a memfd when too large for a message). Then it removes the
+    working directory while the pool scores the result.
 
     The template is a child subreaper, so descendants that daemonize are re-parented to it
-    and die with the candidate; the child starts its own session, applies the same limits as a
-    cold run, and inherits nothing of earlier candidates because each is a fresh fork of this
-    untouched template in a fresh directory.
+    and die with the candidate; the child starts its own session, applies the limits, and
+    inherits nothing of earlier candidates because each is a fresh fork of this untouched
+    template in a fresh directory. A warm pool keeps one template per slot; a cold run starts
+    a fresh one (importing nothing) for each candidate.
     """
     sock = socket.socket(fileno=sock_fd)
     with open(os.devnull, "wb") as null:
@@ -445,33 +555,21 @@ def serve(sock_fd: int) -> None:
     gc.collect()
     gc.freeze()
     while True:
-        request = _recv_message(sock)
-        if request is None:
+        received = _recv_message(sock)
+        if received is None:
             return
-        message, fds = request
-        if "workdir" not in message:  # a kill that arrived after its candidate had ended
-            for fd in fds:
-                os.close(fd)
+        request, fds = received
+        for fd in fds:
+            os.close(fd)
+        if "workdir" not in request:  # a kill that arrived after its candidate had ended
             continue
-        workdir, config = message["workdir"], message["config"]
-        setup_error: OSError | None = None
-        try:
-            prepare_workdir(workdir, message["code"], config.get("uid"))
-        except OSError as exc:  # reported by the child as a sandbox error
-            setup_error = exc
-        pid = _fork_candidate(workdir, fds, config, setup_error)
-        sock.sendall(json.dumps({"pid": pid}).encode())
-        status = _supervise(sock, pid)
-        _kill_everything(pid)
-        sock.sendall(json.dumps({"pid": pid, "wait_status": status}).encode())
+        _send_reply(sock, _run_one(sock, request))
         with contextlib.suppress(OSError):  # the next prepare tries again
-            clear_workdir(workdir)
+            clear_workdir(request["workdir"])
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "run":
-        main_run(sys.argv[2])
-    elif sys.argv[1] == "serve":
+    if sys.argv[1] == "serve":
         serve(int(sys.argv[2]))
     else:
-        raise SystemExit(f"usage: {sys.argv[0]} run CONFIG | serve FD")
+        raise SystemExit(f"usage: {sys.argv[0]} serve FD")

@@ -1,29 +1,23 @@
-"""Run one candidate in a sandboxed child and collect how it ended.
+"""Run one candidate in a sandboxed child and decide how it ended.
 
-The launch itself (a fresh interpreter, or a fork of a warm template) is delegated to a
-:class:`Launcher`, which also makes the slot's working directory afresh for each candidate;
-this module owns what is common: the two pipes (private result channel, captured
-stdout/stderr), the wall-time limit, and killing the whole process tree on timeout, on
-cancellation and after every run, so that nothing is left running.
+The run itself is delegated to a :class:`Launcher`: a supervisor inside the sandbox (a warm
+template, or a fresh one for a cold run) makes the slot's working directory afresh, forks the
+candidate, reads its private result channel and its output, enforces the wall-time limit and
+kills the whole process tree at the end, on timeout and on cancellation, so that nothing is left
+running. This module turns what it collected into a :class:`RunOutcome`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from evaluators.capture import PipeReader
 from evaluators.outcome import Ending, RunOutcome, decide
 
 #: Largest JSON report read from a candidate; anything bigger is a bad_output.
 MAX_REPORT_BYTES = 64 * 2**20
-#: How long to wait for the pipes to reach EOF once the tree is dead.
-_DRAIN_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -61,30 +55,46 @@ class RunSpec:
         }
 
 
-class Launched(Protocol):
-    """A started runner."""
+@dataclass(frozen=True)
+class RunRequest:
+    """One run for a supervisor: the code, the runner's config and what to keep of the pipes."""
 
-    async def wait(self) -> int:
-        """Wait for the runner to end; its return code (negative: killed by that signal)."""
-        ...
+    code: str
+    config: dict[str, Any]
+    timeout_s: float
+    output_head: int
+    output_tail: int
+    report_max: int = MAX_REPORT_BYTES + 1
 
-    def kill(self) -> None:
-        """SIGKILL the runner's whole process tree (all that is left of it once it has ended).
 
-        Idempotent, synchronous and never raises, so it can run while a task is cancelled.
-        """
-        ...
+@dataclass(frozen=True)
+class Collected:
+    """What a supervisor saw of one run."""
+
+    returncode: int | None  # negative: killed by that signal; None: unknown
+    timed_out: bool
+    report: bytes = b""
+    report_total: int = 0  # bytes written on the result channel (more than ``report`` if cut)
+    output: str = ""
 
 
 class Launcher(Protocol):
-    """Starts the trusted runner for one candidate, in its slot's working directory."""
+    """Runs one candidate at a time in its slot's sandbox."""
 
-    async def launch(
-        self, code: str, config: dict[str, Any], result_w: int, output_w: int
-    ) -> Launched:
-        """Make the working directory afresh with ``code`` in it and start the runner there,
-        with its config and two pipes."""
+    async def run(self, request: RunRequest) -> Collected:
+        """Run the candidate to its end (or its wall-time limit) and collect what it left;
+        cancelling kills its tree before the cancellation propagates."""
         ...
+
+
+def output_text(head: bytes, tail: bytes, total: int) -> str:
+    """The captured output as text: head and tail, with a marker saying how much was dropped
+    between them."""
+    dropped = total - len(head) - len(tail)
+    if dropped <= 0:
+        return (head + tail).decode("utf-8", "replace")
+    marker = f"\n[... {dropped} bytes of output truncated ...]\n"
+    return head.decode("utf-8", "replace") + marker + tail.decode("utf-8", "replace")
 
 
 @dataclass(frozen=True)
@@ -106,45 +116,22 @@ async def run_candidate(
 
     Cancelling this coroutine kills the candidate's tree before the cancellation propagates.
     """
-    cfg = spec.runner_config(env, confinement.uid, confinement.cgroup_procs)
     start = time.monotonic()
-    result = PipeReader(head=MAX_REPORT_BYTES + 1, tail=0)
-    output = PipeReader(head=spec.max_output_kb * 512, tail=spec.max_output_kb * 512)
-    result_r, result_w = os.pipe()
-    output_r, output_w = os.pipe()
-    child: Launched | None = None
-    timed_out = killed = False
-    returncode: int | None = None
-    try:
-        await result.start(result_r)
-        await output.start(output_r)
-        try:
-            child = await launcher.launch(code, cfg, result_w, output_w)
-        finally:
-            os.close(result_w)
-            os.close(output_w)
-        try:
-            async with asyncio.timeout(spec.timeout_s):  # no extra task, unlike wait_for
-                returncode = await child.wait()
-        except TimeoutError:
-            timed_out = True
-        child.kill()
-        killed = True
-        if timed_out:
-            with contextlib.suppress(TimeoutError):
-                returncode = await asyncio.wait_for(child.wait(), _DRAIN_S)
-        await result.wait_eof(_DRAIN_S)
-        await output.wait_eof(0.2)
-    finally:
-        if child is not None and not killed:  # cancelled or failed: kill before propagating
-            child.kill()
-        result.close()
-        output.close()
+    half = spec.max_output_kb * 512
+    collected = await launcher.run(
+        RunRequest(
+            code=code,
+            config=spec.runner_config(env, confinement.uid, confinement.cgroup_procs),
+            timeout_s=spec.timeout_s,
+            output_head=half,
+            output_tail=half,
+        )
+    )
     ending = Ending(
-        report=result.data(),
-        report_truncated=result.total > MAX_REPORT_BYTES,
-        returncode=returncode,
-        timed_out=timed_out,
+        report=collected.report,
+        report_truncated=collected.report_total > MAX_REPORT_BYTES,
+        returncode=collected.returncode,
+        timed_out=collected.timed_out,
         timeout_s=spec.timeout_s,
         cpu_s=spec.cpu_s,
         max_report_bytes=MAX_REPORT_BYTES,
@@ -154,6 +141,6 @@ async def run_candidate(
         status=status,
         output=value,
         message=message,
-        output_text=output.text(),
+        output_text=collected.output,
         wall_time_s=time.monotonic() - start,
     )

@@ -24,7 +24,7 @@ from evaluators.cgroup import PidsCgroup, pids_parent
 from evaluators.cold import ColdLauncher
 from evaluators.environment import candidate_env
 from evaluators.isolation import Isolation, detect
-from evaluators.reaper import kill_tree, kill_uid
+from evaluators.reaper import kill_uid
 from evaluators.sandbox import Confinement, Launcher, RunSpec, run_candidate
 from evaluators.uids import UidLease
 from evaluators.warm import WarmTemplate
@@ -57,26 +57,17 @@ class Slot:
     def confinement(self) -> Confinement:
         return Confinement(self.uid, self.cgroup.procs_file if self.cgroup else None)
 
-    def host_kill(self, pid: int | None, sweep_uid: bool = False) -> None:
-        """Kill what the slot's candidate started: its group, its cgroup, and with
-        ``sweep_uid`` every process of the slot's uid (a ``/proc`` scan, a few ms).
-
-        Synchronous and never raises, so it is safe during cancellation.
-        """
-        if pid is not None:
-            kill_tree(pid, follow_parents=self.uid is None and self.cgroup is None)
+    def kill_cgroup(self) -> None:
+        """Kill everything in the slot's pids cgroup, if it has one (cheap; never raises)."""
         if self.cgroup is not None:
             self.cgroup.kill_all()
-        if sweep_uid and self.uid is not None:
-            kill_uid(self.uid)
-
-    def sweep_after(self, pid: int | None) -> None:
-        """Kill ``pid``'s group and everything of this slot."""
-        self.host_kill(pid, sweep_uid=True)
 
     def sweep(self) -> None:
-        """Kill everything of this slot, however it escaped."""
-        self.host_kill(None, sweep_uid=True)
+        """Kill everything of this slot, however it escaped: its cgroup and every process of
+        its uid (a ``/proc`` scan, a few ms). Synchronous and never raises."""
+        self.kill_cgroup()
+        if self.uid is not None:
+            kill_uid(self.uid)
 
 
 @dataclass(frozen=True)
@@ -154,27 +145,21 @@ class SlotPool:
         assert self.isolation is not None
         prefix = self.isolation.prefix(slot.directory, s.hidden)
         env = candidate_env(slot.directory, s.passthrough, os.environ)
-        if not s.warm:
-            # Under bubblewrap the PID namespace dies with the runner; without it, only the
-            # uid sweep finds descendants that left the process group.
-            sweep = self.isolation.kind == "process"
-            return ColdLauncher(
-                s.python,
-                prefix,
-                env,
-                lambda pid: slot.host_kill(pid, sweep_uid=sweep),
-                slot.workdir,
-            )
-        template = WarmTemplate(
+        # Under bubblewrap the PID namespace dies with the supervisor; without it, only the
+        # uid sweep finds descendants that escaped it.
+        sweep_uid = self.isolation.kind == "process"
+        args = (
             s.python,
             prefix,
             slot.directory,
             slot.workdir,
             env,
-            s.imports,
-            slot.host_kill,
-            slot.sweep,
         )
+        if not s.warm:
+            return ColdLauncher(
+                *args, slot.kill_cgroup, slot.sweep if sweep_uid else slot.kill_cgroup
+            )
+        template = WarmTemplate(*args, s.imports, slot.kill_cgroup, slot.sweep)
         slot.templates.append(template)
         return template
 
@@ -184,7 +169,9 @@ class SlotPool:
         assert self.isolation is not None
         prefix = self.isolation.prefix(slot.directory, s.hidden)
         env = candidate_env(slot.workdir, (), {})
-        launcher = ColdLauncher(s.python, prefix, env, slot.sweep_after, slot.workdir)
+        launcher = ColdLauncher(
+            s.python, prefix, slot.directory, slot.workdir, env, slot.kill_cgroup, slot.sweep
+        )
         # Only modules this interpreter can find: a missing problem import must not be
         # mistaken for an unreadable installation (both surface as ModuleNotFoundError).
         modules = ["subprocess", "email.parser", "decimal", *filter(_findable, s.imports)]

@@ -1,12 +1,13 @@
-"""Warm launch: a template process per slot that has pre-imported the problem's modules.
+"""The pool's side of a sandbox supervisor (``child.py serve``): one per slot when warm.
 
 Starting an interpreter and importing numpy costs about a tenth of a second; forking a template
-that already did costs about a millisecond. The template (``child.py serve``) runs inside the
-same sandbox a cold run would (bubblewrap or not) and forks one fresh child per candidate, which
-applies the same limits and privileges drop as a cold run. The pool talks to it over a
-``SOCK_SEQPACKET`` socket and hands it the candidate's code, its runner config and its two pipes
-as file descriptors; the template makes the working directory and removes it afterwards, so the
-controller's side of a launch is one message out and two back.
+that already did costs about a millisecond. The template runs inside the same sandbox a cold run
+would (bubblewrap or not) and supervises one candidate per request: it makes the working
+directory, forks a fresh child (which applies the limits and drops privileges), reads the
+child's result channel and output, enforces the wall-time limit, kills the child's whole tree
+and answers with one message. So the controller's side of a run is one message out and one back
+over a ``SOCK_SEQPACKET`` socket; a request or reply too large for a message travels in a memfd.
+A cold run is the same with a fresh template (importing nothing) for each candidate.
 """
 
 from __future__ import annotations
@@ -23,15 +24,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from evaluators.child import write_all
-from evaluators.cold import RUNNER
+from evaluators.child import MAX_MESSAGE, fds_of, write_all
 from evaluators.reaper import kill_tree
+from evaluators.sandbox import Collected, RunRequest, output_text
 
-#: How long to wait for the template to confirm a kill before killing the template itself.
+#: The trusted runner script, run as a file because ``-I`` keeps the project off ``sys.path``.
+RUNNER = Path(__file__).resolve().parent / "child.py"
+#: How long to wait for the template to finish a run it was told to kill, before killing it.
 _KILL_GRACE_S = 2.0
-#: Largest launch message; a larger request travels in a memfd attached to a short one.
-#: (The template reads messages of up to 64 KiB; a SOCK_SEQPACKET message cannot be split.)
-_MAX_MESSAGE = 48 * 1024
+#: How long past the wall-time limit the template may take to answer (it kills the tree and
+#: drains the pipes first) before it is taken for hung and killed itself.
+_ANSWER_GRACE_S = 5.0
+#: A received message: its bytes (empty at the end of the socket) and any fds it carried.
+_Message = tuple[bytes, list[int]]
 
 
 class TemplateDied(Exception):
@@ -48,8 +53,8 @@ class WarmTemplate:
         workdir: the candidates' working directory (inside ``slot_dir``), made afresh for each.
         env: the template's environment (already scrubbed; imports listed separately).
         imports: modules to import once in the template.
-        host_kill: kills a candidate's tree from the host side, cheaply (process group,
-            cgroup); called with the candidate's pid when that pid is valid on the host.
+        host_kill: kills what the slot's candidate may have running, from the host side and
+            cheaply (its cgroup); used when a run is cancelled.
         sweep: kills everything the slot may have running (all of its uid); used when the
             template itself is stopped, since the template normally does this inside.
     """
@@ -62,11 +67,10 @@ class WarmTemplate:
         workdir: Path,
         env: dict[str, str],
         imports: Sequence[str],
-        host_kill: Callable[[int | None], None],
+        host_kill: Callable[[], None],
         sweep: Callable[[], None],
     ) -> None:
         self._argv = [*prefix, python, "-I", str(RUNNER), "serve"]
-        self._namespaced = bool(prefix)
         self._slot_dir = slot_dir
         self._workdir = str(workdir)
         self._env = {**env, "EVOLVE_WARM_IMPORTS": json.dumps(list(imports))}
@@ -74,10 +78,10 @@ class WarmTemplate:
         self._sweep = sweep
         self._proc: asyncio.subprocess.Process | None = None
         self._sock: socket.socket | None = None
-        self._unsettled: int | None = None
+        self._unsettled = False  # a run whose reply has not been collected (it was cancelled)
         # Replies, read as they arrive by a reader registered once per template (not an epoll
-        # registration per receive); None marks the end of the socket.
-        self._replies: asyncio.Queue[bytes | None] = asyncio.Queue()
+        # registration per receive); an empty message marks the end of the socket.
+        self._replies: asyncio.Queue[_Message] = asyncio.Queue()
 
     async def _start(self) -> None:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -103,19 +107,22 @@ class WarmTemplate:
         )
 
     @staticmethod
-    def _on_readable(sock: socket.socket, replies: asyncio.Queue[bytes | None]) -> None:
+    def _on_readable(sock: socket.socket, replies: asyncio.Queue[_Message]) -> None:
         while True:
             try:
-                data = sock.recv(1 << 16)
+                data, ancdata, _flags, _addr = sock.recvmsg(1 << 16, socket.CMSG_SPACE(4))
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
-                data = b""
+                data, ancdata = b"", []
+            fds = fds_of(ancdata)
             if not data:
+                for fd in fds:
+                    os.close(fd)
                 asyncio.get_running_loop().remove_reader(sock.fileno())
-                replies.put_nowait(None)
+                replies.put_nowait((b"", []))
                 return
-            replies.put_nowait(data)
+            replies.put_nowait((data, fds))
 
     @property
     def running(self) -> bool:
@@ -127,96 +134,99 @@ class WarmTemplate:
             self.stop()
             await self._start()
 
-    async def _recv(self) -> dict[str, Any]:
-        assert self._sock is not None
-        data = await self._replies.get()
-        if data is None:
-            self._replies.put_nowait(None)  # still closed for any later receive
-            raise TemplateDied("the warm template exited")
-        reply: dict[str, Any] = json.loads(data)
-        return reply
-
-    async def launch(
-        self, code: str, config: dict[str, Any], result_w: int, output_w: int
-    ) -> WarmChild:
-        """Have the template make the working directory with ``code`` in it and fork a child
-        there, run with ``config`` (nothing of it on disk but the candidate's own file).
+    async def run(self, request: RunRequest) -> Collected:
+        """Run one candidate to its end and collect what it left.
 
         A template found dead (a candidate running as the same user may kill it) is restarted
-        once; a second failure is an infrastructure error and propagates.
+        once; a second failure is an infrastructure error and propagates. A template that dies
+        during the run counts as the candidate killed; one that does not answer in time is
+        killed and the run counts as timed out. Cancelling kills the candidate first.
         """
         await self._settle_previous()
-        message = json.dumps({"workdir": self._workdir, "code": code, "config": config}).encode()
+        message = json.dumps(
+            {
+                "workdir": self._workdir,
+                "code": request.code,
+                "config": request.config,
+                "timeout_s": request.timeout_s,
+                "report_max": request.report_max,
+                "output_head": request.output_head,
+                "output_tail": request.output_tail,
+            }
+        ).encode()
         for attempt in (1, 2):
             await self.ensure_started()
             try:
-                pid = await self._fork(message, result_w, output_w)
-            except (TemplateDied, OSError):
+                self._send(message)
+                break
+            except OSError:
                 self.stop()
                 if attempt == 2:
                     raise
-                continue
-            self._unsettled = pid
-            return WarmChild(self, pid)
-        raise AssertionError("unreachable")
+        self._unsettled = True
+        try:
+            async with asyncio.timeout(request.timeout_s + _ANSWER_GRACE_S):
+                reply = await self._recv()
+        except TimeoutError:
+            self.stop()
+            return Collected(returncode=None, timed_out=True)
+        except TemplateDied:
+            self.stop()
+            return Collected(returncode=-signal.SIGKILL, timed_out=False)
+        except BaseException:  # cancelled: the candidate dies before the cancellation goes on
+            self._kill_current()
+            raise
+        self._unsettled = False
+        try:
+            return _collected(reply)
+        except (ValueError, KeyError, TypeError) as exc:
+            self.stop()
+            raise TemplateDied(f"the warm template answered garbage: {exc}") from exc
 
-    async def _fork(self, message: bytes, result_w: int, output_w: int) -> int:
+    def _send(self, message: bytes) -> None:
         assert self._sock is not None
-        fds = [result_w, output_w]
-        payload: int | None = None
-        if len(message) > _MAX_MESSAGE:
-            payload = os.memfd_create("evolve-launch", os.MFD_CLOEXEC)
+        if len(message) <= MAX_MESSAGE:
+            self._sock.send(message)
+            return
+        payload = os.memfd_create("evolve-request", os.MFD_CLOEXEC)
+        try:
             write_all(payload, message)
-            fds.append(payload)
-            message = b'{"payload": "fd"}'
-        try:
+            fds = array.array("i", [payload])
             self._sock.sendmsg(
-                [message], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))]
+                [b'{"payload": "fd"}'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)]
             )
-            reply = await self._recv()
-            return int(reply["pid"])
-        except (TemplateDied, OSError):
-            raise
-        except BaseException:  # cancelled, or garbage: a child may exist that we cannot name
-            self.stop()
-            raise
         finally:
-            if payload is not None:
-                os.close(payload)
+            os.close(payload)
 
-    async def wait_for(self, pid: int) -> int:
-        """The return code of child ``pid`` once the template has reaped it and its tree.
-
-        Cancelling this wait loses nothing (the reply stays in the socket); the next launch
-        collects it first.
-        """
-        try:
-            reply = await self._recv()
-            if reply.get("pid") != pid or "wait_status" not in reply:
-                raise TemplateDied(f"the warm template answered out of turn: {reply}")
-            code = os.waitstatus_to_exitcode(int(reply["wait_status"]))
-        except (TemplateDied, OSError, ValueError, KeyError) as exc:
-            self.stop()
-            raise TemplateDied(str(exc)) from exc
-        self._unsettled = None
-        return code
+    async def _recv(self) -> bytes:
+        data, fds = await self._replies.get()
+        if not data:
+            self._replies.put_nowait((b"", []))  # still closed for any later receive
+            raise TemplateDied("the warm template exited")
+        if fds:  # the reply is in a memfd
+            try:
+                data = os.pread(fds[0], os.fstat(fds[0]).st_size, 0)
+            finally:
+                for fd in fds:
+                    os.close(fd)
+        return data
 
     async def _settle_previous(self) -> None:
-        """Collect the end of a child whose waiter was cancelled; kill the template if stuck."""
-        if self._unsettled is None:
+        """Collect the end of a run whose waiter was cancelled; kill the template if stuck."""
+        if not self._unsettled:
             return
         try:
-            await asyncio.wait_for(self.wait_for(self._unsettled), _KILL_GRACE_S)
+            await asyncio.wait_for(self._recv(), _KILL_GRACE_S)
         except (TimeoutError, TemplateDied):
             self.stop()
-        self._unsettled = None
+        self._unsettled = False
 
-    def kill_child(self, pid: int) -> None:
-        """Kill ``pid``'s tree from the host side and ask the template to do the same."""
-        self._host_kill(None if self._namespaced else pid)
+    def _kill_current(self) -> None:
+        """Kill the running candidate's tree: from the host side, and by asking the template."""
+        self._host_kill()
         if self._sock is not None and self.running:
             with contextlib.suppress(OSError):
-                self._sock.send(json.dumps({"kill": pid}).encode())
+                self._sock.send(b'{"kill": true}')
 
     def stop(self) -> None:
         """Kill the template and everything in its sandbox."""
@@ -225,10 +235,10 @@ class WarmTemplate:
                 asyncio.get_running_loop().remove_reader(self._sock.fileno())
             self._sock.close()
             self._sock = None
-            self._replies.put_nowait(None)
+            self._replies.put_nowait((b"", []))
         if self._proc is not None and self._proc.returncode is None:
             kill_tree(self._proc.pid, follow_parents=False)
-        self._unsettled = None
+        self._unsettled = False
         self._sweep()
 
     async def aclose(self) -> None:
@@ -240,23 +250,19 @@ class WarmTemplate:
         self._proc = None
 
 
-class WarmChild:
-    """A candidate forked by a template."""
-
-    def __init__(self, template: WarmTemplate, pid: int) -> None:
-        self._template = template
-        self._pid = pid
-        self._ended = False
-
-    async def wait(self) -> int:
-        try:
-            code = await self._template.wait_for(self._pid)
-        except TemplateDied:
-            code = -signal.SIGKILL
-        self._ended = True
-        return code
-
-    def kill(self) -> None:
-        """Kill the child's tree; once the template reported the end, it already did."""
-        if not self._ended:
-            self._template.kill_child(self._pid)
+def _collected(reply: bytes) -> Collected:
+    """Decode the template's reply: a JSON header line, then the report and the output's head
+    and tail."""
+    line, _, body = reply.partition(b"\n")
+    header: dict[str, Any] = json.loads(line)
+    n_report, n_head, n_tail = (int(n) for n in header["sizes"])
+    if n_report + n_head + n_tail != len(body):
+        raise ValueError(f"the reply holds {len(body)} bytes, its header says {header['sizes']}")
+    head, tail = body[n_report : n_report + n_head], body[n_report + n_head :]
+    return Collected(
+        returncode=os.waitstatus_to_exitcode(int(header["wait_status"])),
+        timed_out=bool(header["timed_out"]),
+        report=body[:n_report],
+        report_total=int(header["report_total"]),
+        output=output_text(head, tail, int(header["output_total"])),
+    )

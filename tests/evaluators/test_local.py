@@ -331,6 +331,29 @@ async def test_nothing_a_candidate_leaves_in_its_directory_reaches_the_next(
     assert [results[i].metrics for i in (0, 2, 4)] == [{"score": 1.0}] * 3
 
 
+@pytest.mark.parametrize("mode", ["warm", "cold"])
+async def test_a_reply_too_large_for_one_message_arrives_whole(
+    toy_problem: Problem, evaluator_for: Callable[..., LocalEvaluator], mode: str
+) -> None:
+    # A report of megabytes and 64 KiB of output: the supervisor's reply travels in a memfd.
+    code = (
+        "def run():\n"
+        "    print('first line')\n"
+        "    print('y' * 200_000)\n"
+        "    print('last line')\n"
+        "    return {'x': 7, 'pad': list(range(300_000))}\n"
+    )
+    ev = evaluator_for(toy_problem, mode=mode)
+    try:
+        result = await ev.evaluate(code)
+    finally:
+        await ev.aclose()
+    assert (result.status, result.metrics) == (Status.EVALUATED, {"score": 7.0}), result.error
+    assert result.stdout_tail.startswith("first line\n")
+    assert result.stdout_tail.endswith("last line\n")
+    assert "bytes of output truncated" in result.stdout_tail
+
+
 async def test_slow_scorer_is_cut_at_its_timeout(
     toy_problem: Problem, evaluator_for: Callable[..., LocalEvaluator]
 ) -> None:
