@@ -1,6 +1,11 @@
 """Whole-loop throughput: controller + real SDK client + sandbox + database, against a model
 server that answers after a fixed latency L with a valid diff.
 
+The model server is the fake wire server with ``--edits constant``: each reply nudges one
+constant of the parent's EVOLVE block (a new value each time, so no child is a duplicate that
+would skip its evaluation). It costs next to no CPU beyond HTTP and JSON, as a real model's
+server, running on other machines, costs this one nothing; its CPU is printed all the same.
+
 The problem burns ~20 ms of CPU per evaluation, every candidate sandboxed. For each scenario the
 script prints iterations per second, the limit min(cores / evaluation time, in-flight / L) and
 the ratio, and the controller process's own CPU per iteration (event loop, SDK client, prompts,
@@ -100,7 +105,10 @@ def per_iteration_ms(seconds: float | None, iterations: int) -> str:
 
 def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "evolve.testing.wire_server", "--port", "0", "--latency", str(latency)],
+        [
+            sys.executable, "-m", "evolve.testing.wire_server",
+            "--port", "0", "--latency", str(latency), "--edits", "constant",
+        ],
         stdout=subprocess.PIPE, text=True,
     )
     assert proc.stdout is not None

@@ -6,8 +6,10 @@ real ``openai`` and ``anthropic`` SDK clients can be driven against it. Tests sc
 replies per API (:class:`Reply`, :class:`Fail`, :class:`Hang`, :class:`Drop`); when the script
 is empty the server answers by its :class:`FailureMix`: after ``latency_s``, a 500 with
 probability ``fail_rate``, a reply with no usable diff with probability ``garbage_rate``, and
-otherwise a valid SEARCH/REPLACE edit of the parent program found in the prompt (made by the
-offline mutator). Every request is recorded, and the server counts requests in flight per API.
+otherwise a valid SEARCH/REPLACE edit of the parent program found in the prompt: made by the
+offline mutator, or with ``edits="constant"`` a nudge of one decimal literal in the EVOLVE block
+(next to no CPU: a throughput benchmark's stand-in for a model running on other machines).
+Every request is recorded, and the server counts requests in flight per API.
 
 Hand-rolled on :mod:`asyncio` streams (HTTP/1.1 with keep-alive, ``Content-Length`` bodies) so it
 needs no dependency. Run it standalone for benchmarks::
@@ -118,6 +120,7 @@ class FailureMix:
     fail_rate: float = 0.0
     garbage_rate: float = 0.0
     seed: int = 0
+    edits: Literal["mutator", "constant"] = "mutator"
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +151,26 @@ def _text_of(content: Any) -> str:
     if isinstance(content, list):
         return "\n".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
     return ""
+
+
+_DECIMAL_RE = re.compile(r"(?<![\w.])\d+\.\d+")
+
+
+def constant_edit(code: str, rng: random.Random) -> str | None:
+    """A SEARCH/REPLACE reply that nudges one decimal literal inside the EVOLVE block (a new
+    value each time, so no two children are the same program); None if the block has none."""
+    start = code.find("EVOLVE-BLOCK-START")
+    end = code.find("EVOLVE-BLOCK-END", start)
+    if start < 0 or end < 0:
+        return None
+    lines = code[start:end].splitlines(keepends=True)[1:]
+    found = [(line, m) for line in lines for m in _DECIMAL_RE.finditer(line)]
+    if not found:
+        return None
+    line, m = found[rng.randrange(len(found))]
+    value = float(m.group()) + rng.gauss(0.0, 0.1)
+    new = f"{line[: m.start()]}{value!r}{line[m.end() :]}"
+    return f"<<<<<<< SEARCH\n{line}=======\n{new}>>>>>>> REPLACE\n"
 
 
 def parent_program(prompt: str) -> str | None:
@@ -362,6 +385,8 @@ class WireServer:
         code = parent_program(prompt)
         if code is None:
             return _NO_PROGRAM_TEXT
+        if self.mix.edits == "constant":
+            return constant_edit(code, self._rng) or _NO_PROGRAM_TEXT
         request = LLMRequest(messages=(), parent_code=code, seed=next(self._serial))
         return self._mutator.reply_text(request)
 
@@ -551,8 +576,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fail-rate", type=float, default=0.0, help="fraction of 500 replies")
     parser.add_argument("--garbage-rate", type=float, default=0.0, help="fraction without a diff")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--edits",
+        choices=("mutator", "constant"),
+        default="mutator",
+        help="the offline mutator's edits, or a nudge of one constant (next to no CPU)",
+    )
     args = parser.parse_args(argv)
-    mix = FailureMix(args.latency, args.fail_rate, args.garbage_rate, args.seed)
+    mix = FailureMix(args.latency, args.fail_rate, args.garbage_rate, args.seed, args.edits)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve_forever(mix, args.port))
 

@@ -47,6 +47,21 @@ async def test_default_reply_edits_a_literal_inside_the_evolve_block(prompt: LLM
         assert lines[len(lines) - len(after) :] == after
 
 
+async def test_constant_edits_nudge_one_literal_of_the_block_each_time(prompt: LLMRequest) -> None:
+    async with WireServer(FailureMix(seed=3, edits="constant")) as server:
+        llm = build(openai_config(server))
+        texts = [(await llm.complete(prompt)).text for _ in range(20)]
+        await llm.aclose()
+
+    children = [apply_edits(PARENT, parse_edits(text)) for text in texts]
+    assert len(set(children)) == len(children)  # a new value each time: no duplicate children
+    for child in children:
+        changed = [(a, b) for a, b in zip(PARENT.split("\n"), child.split("\n"), strict=True) if a != b]
+        assert len(changed) == 1 and changed[0][0] == "    step = 0.25", changed
+        assert changed[0][1].startswith("    step = ")
+        float(changed[0][1].split("= ")[1])  # still one number
+
+
 async def test_failure_mix_answers_in_the_configured_proportions(prompt: LLMRequest) -> None:
     mix = FailureMix(latency_s=0.0, fail_rate=0.25, garbage_rate=0.25, seed=1)
     async with WireServer(mix) as server:
