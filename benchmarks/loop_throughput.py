@@ -211,7 +211,7 @@ async def pieces(runs: Path, url: str, n: int) -> dict[str, float]:
         t0 = time.process_time()
         for code in codes:
             await evaluator.evaluate(code)
-        out["evaluation, controller side (sandbox setup, pipes, scorer)"] = (time.process_time() - t0) / n
+        out["evaluation, controller side (supervisor request and reply, scorer)"] = (time.process_time() - t0) / n
     finally:
         await evaluator.aclose()
 

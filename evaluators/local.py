@@ -21,7 +21,7 @@ from evaluators.isolation import Isolation
 from evaluators.outcome import RunOutcome
 from evaluators.sandbox import RunSpec, run_candidate
 from evaluators.scorer import ScoreOutcome, ScorerPool
-from evaluators.slots import PoolSettings, Slot, SlotPool, hidden_paths
+from evaluators.slots import PoolSettings, SlotPool, hidden_paths
 from evolve.config import EvaluatorConfig
 from evolve.problem import Problem
 from evolve.records import ErrorInfo, EvalResult, Status
@@ -111,18 +111,14 @@ class LocalEvaluator:
             UserError: the sandbox the config demands is unavailable, or the scorer cannot load.
         """
         start = time.monotonic()
-        slot = await self._slots.acquire()
-        try:
-            result = await self._cascade(slot, code)
-        finally:
-            self._slots.release(slot)
+        result = await self._cascade(code)
         return result.model_copy(update={"wall_time_s": time.monotonic() - start})
 
-    async def _cascade(self, slot: Slot, code: str) -> EvalResult:
+    async def _cascade(self, code: str) -> EvalResult:
         verdict = ScoreOutcome(Status.EVALUATED)
         outcome = RunOutcome(Status.EVALUATED)
         for stage in self._stages:
-            outcome = await self._run(slot, code, stage.run)
+            outcome = await self._run(code, stage.run)
             if outcome.status is not Status.EVALUATED:
                 return _failure(outcome.status, outcome.message, stage.name or "run", outcome)
             verdict = await self._scorer.score(
@@ -155,9 +151,15 @@ class LocalEvaluator:
             f"{stage.threshold:g} needed to go on"
         )
 
-    async def _run(self, slot: Slot, code: str, spec: RunSpec) -> RunOutcome:
-        assert slot.launcher is not None
-        return await run_candidate(slot.launcher, code, spec, slot.env, slot.confinement)
+    async def _run(self, code: str, spec: RunSpec) -> RunOutcome:
+        """One run in a sandbox slot, held for the run only: the next candidate may start in it
+        while this one's output is being scored."""
+        slot = await self._slots.acquire()
+        try:
+            assert slot.launcher is not None
+            return await run_candidate(slot.launcher, code, spec, slot.env, slot.confinement)
+        finally:
+            self._slots.release(slot)
 
     async def aclose(self) -> None:
         """Stop templates and scorer workers; kill anything left in any slot."""
