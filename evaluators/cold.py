@@ -8,6 +8,7 @@ of everything the slot may still have running.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 from evaluators.sandbox import Collected, RunRequest
@@ -37,10 +38,12 @@ class ColdLauncher:
         host_kill: Callable[[], None],
         sweep: Callable[[], None],
     ) -> None:
-        self._args = (python, prefix, slot_dir, workdir, env, (), host_kill, sweep)
+        self._supervisor = partial(
+            WarmTemplate, python, prefix, slot_dir, workdir, env, (), host_kill, sweep
+        )
 
     async def run(self, request: RunRequest) -> Collected:
-        supervisor = WarmTemplate(*self._args)
+        supervisor = self._supervisor()
         try:
             return await supervisor.run(request)
         finally:

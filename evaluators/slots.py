@@ -144,17 +144,11 @@ class SlotPool:
         s = self._settings
         assert self.isolation is not None
         prefix = self.isolation.prefix(slot.directory, s.hidden)
-        env = candidate_env(slot.directory, s.passthrough, os.environ)
         # Under bubblewrap the PID namespace dies with the supervisor; without it, only the
         # uid sweep finds descendants that escaped it.
         sweep_uid = self.isolation.kind == "process"
-        args = (
-            s.python,
-            prefix,
-            slot.directory,
-            slot.workdir,
-            env,
-        )
+        # The supervisor gets the candidates' environment (it passes on nothing else).
+        args = (s.python, prefix, slot.directory, slot.workdir, slot.env)
         if not s.warm:
             return ColdLauncher(
                 *args, slot.kill_cgroup, slot.sweep if sweep_uid else slot.kill_cgroup

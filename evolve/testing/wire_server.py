@@ -62,6 +62,7 @@ GARBAGE_TEXT = (
     "leave the code as it is for now."
 )
 _NO_PROGRAM_TEXT = "I could not find a program in your message, so I have nothing to edit."
+_NO_CONSTANT_TEXT = "The program's EVOLVE block has no decimal constant for me to change."
 _FENCE_RE = re.compile(r"```(?:python|py|python3)[^\n]*\n(.*?)```", re.S)
 _STATUS_TEXT = {
     200: "OK",
@@ -386,7 +387,7 @@ class WireServer:
         if code is None:
             return _NO_PROGRAM_TEXT
         if self.mix.edits == "constant":
-            return constant_edit(code, self._rng) or _NO_PROGRAM_TEXT
+            return constant_edit(code, self._rng) or _NO_CONSTANT_TEXT
         request = LLMRequest(messages=(), parent_code=code, seed=next(self._serial))
         return self._mutator.reply_text(request)
 
