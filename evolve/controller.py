@@ -156,6 +156,9 @@ class Controller:
         self.config = config
         self._db = db
         self._llm = llm
+        # The ensemble's bandit learns from each child's gain; checked once (a runtime
+        # Protocol check costs tens of microseconds).
+        self._learner = llm if isinstance(llm, LearnsFromOutcomes) else None
         self._evaluator = evaluator
         self._prompts = prompts
         self._on_progress = on_progress
@@ -514,7 +517,7 @@ class Controller:
 
     def _learn(self, p: Program) -> None:
         model = self._models.pop(p.iteration, None)
-        if model is None or not isinstance(self._llm, LearnsFromOutcomes) or p.parent_id is None:
+        if model is None or self._learner is None or p.parent_id is None:
             return
         parent = self._programs.get(p.parent_id)
         primary = self.problem.spec.metrics.primary
@@ -522,7 +525,7 @@ class Controller:
         gain = 0.0
         if child_score is not None and parent_score is not None:
             gain = self.problem.fitness(child_score) - self.problem.fitness(parent_score)
-        self._llm.report(model[0], gain, model[1])
+        self._learner.report(model[0], gain, model[1])
 
     def _migrate(self, iteration: int) -> None:
         search = self.config.search

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -43,12 +47,33 @@ def test_unparsable_code_falls_back_to_stripping_comments_and_blank_lines() -> N
     broken = "def f(:\n    return 1\n"
     noisy = "# header\ndef f(:   # oops\n\n    return 1   \n"
     assert code_hash(broken) == code_hash(noisy)
-    assert normalize_code(noisy) == "def f(:\n    return 1"
+    assert normalize_code(noisy) == b"tdef f(:\n    return 1"
     assert code_hash(broken) != code_hash(broken.replace("1", "2"))
 
 
 def test_fallback_keeps_hash_inside_strings() -> None:
-    assert normalize_code("x = '#not a comment'\ny = (") == "x = '#not a comment'\ny = ("
+    assert normalize_code("x = '#not a comment'\ny = (") == b"tx = '#not a comment'\ny = ("
+
+
+def test_code_that_parses_but_does_not_compile_still_ignores_formatting() -> None:
+    top_level_return = "x = 1\nreturn x\n"
+    assert code_hash("x = 1   # one\n\nreturn (x)\n") == code_hash(top_level_return)
+    assert code_hash(top_level_return) != code_hash(top_level_return.replace("1", "2"))
+
+
+def test_hash_is_the_same_in_every_process_whatever_the_hash_seed() -> None:
+    # Hashes are stored and compared again when a run resumes in a new process: set
+    # constants (whose order follows the string hash seed) must not change them.
+    code = "def f(x):\n    return x in {'alpha', 'beta', 'gamma', 1.5, ('z', 2)}\n"
+    script = f"from evolve.codehash import code_hash; print(code_hash({code!r}))"
+    seen = {
+        subprocess.run(
+            [sys.executable, "-c", script], env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        for seed in range(4)
+    }
+    assert seen == {code_hash(code)}
 
 
 _comment = st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs")), max_size=20)
