@@ -20,8 +20,11 @@ controller's side of one sandboxed evaluation, and one iteration's database writ
 Under load the same work costs more CPU (the evaluations share the cores and the caches), so the
 pieces add up to less than the whole.
 
-    python benchmarks/loop_throughput.py            # all scenarios
-    python benchmarks/loop_throughput.py --quick    # fewer iterations
+    python benchmarks/loop_throughput.py            # all scenarios, each 3 times
+    python benchmarks/loop_throughput.py --quick    # fewer iterations, each scenario once
+
+A machine's speed drifts (a shared VM by 20-50% over minutes), so each scenario runs
+``--repeat`` times and the table shows the median run's figures with the range of all runs.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -101,6 +105,22 @@ def spent(first: float | None, last: float | None) -> float | None:
 
 def per_iteration_ms(seconds: float | None, iterations: int) -> str:
     return "-" if seconds is None else f"{1000 * seconds / iterations:.1f}"
+
+
+def median_run(results: list[Result]) -> Result:
+    """The run with the median rate (the lower middle of an even count)."""
+    ranked = sorted(results, key=lambda r: r.rate)
+    return ranked[(len(ranked) - 1) // 2]
+
+
+def spread(results: list[Result]) -> str:
+    """The range of rates and controller CPU over the runs, if more than one."""
+    if len(results) < 2:
+        return ""
+    rates = [r.rate for r in results]
+    cpu = [r.cpu_ms_per_iter for r in results]
+    return (f"   ({len(results)} runs: {min(rates):.1f}-{max(rates):.1f} it/s, "
+            f"{min(cpu):.2f}-{max(cpu):.2f} ms/it; median {statistics.median(cpu):.2f} ms/it)")
 
 
 def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
@@ -231,8 +251,10 @@ async def pieces(runs: Path, url: str, n: int) -> dict[str, float]:
 
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="fewer iterations; each scenario once")
+    ap.add_argument("--repeat", type=int, default=None, help="runs per scenario (default 3, 1 with --quick)")
     args = ap.parse_args()
+    repeat = args.repeat or (1 if args.quick else 3)
     cores = os.cpu_count() or 1
     n = 80 if args.quick else 240
     print(f"machine: {cores} cores; evaluation burns {EVAL_CPU_S * 1000:.0f} ms CPU; every candidate sandboxed")
@@ -241,29 +263,36 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         runs = Path(tmp)
         for latency, in_flight in ((0.5, 8), (0.0, 8)):
-            server, url = start_server(latency)
-            try:
-                iters = n if latency == 0 else max(60, n // 2)
-                res = await drive(config(runs, f"l{latency}", url, iters, in_flight), server_pid=server.pid)
-            finally:
-                server.terminate()
-                server.wait()
+            results = []
+            for k in range(repeat):
+                server, url = start_server(latency)
+                try:
+                    iters = n if latency == 0 else max(60, n // 2)
+                    cfg = config(runs, f"l{latency}-{k}", url, iters, in_flight)
+                    results.append(await drive(cfg, server_pid=server.pid))
+                finally:
+                    server.terminate()
+                    server.wait()
+            res = median_run(results)
             limit = min(cores / EVAL_CPU_S, in_flight / latency if latency else float("inf"))
             print(f"{f'L={latency * 1000:.0f} ms, {in_flight} in flight':<34}{res.rate:>8.1f}{limit:>8.1f}"
                   f"{res.rate / limit:>8.2f}{res.cpu_ms_per_iter:>16.2f}"
                   f"{per_iteration_ms(res.machine_s, res.iterations):>15}"
-                  f"{per_iteration_ms(res.server_s, res.iterations):>14}")
+                  f"{per_iteration_ms(res.server_s, res.iterations):>14}{spread(results)}")
 
         server, url = start_server(0.0)
         try:
             for size in (100, 10_000):
-                cfg = config(runs, f"db{size}", url, size + 150, 8)
-                t0 = time.perf_counter()
-                db = prefill(cfg, size)
-                fill_s = time.perf_counter() - t0
-                res = await drive(cfg, resume_db=db)
+                results, fills = [], []
+                for k in range(repeat):
+                    cfg = config(runs, f"db{size}-{k}", url, size + 150, 8)
+                    t0 = time.perf_counter()
+                    db = prefill(cfg, size)
+                    fills.append(time.perf_counter() - t0)
+                    results.append(await drive(cfg, resume_db=db))
+                res = median_run(results)
                 print(f"{f'{size:,} programs in the database':<34}{res.rate:>8.1f}{'':>8}{'':>8}"
-                      f"{res.cpu_ms_per_iter:>16.2f}   (prefill {fill_s:.1f} s)")
+                      f"{res.cpu_ms_per_iter:>16.2f}   (prefill {max(fills):.1f} s){spread(results)}")
             alone = await pieces(runs, url, 50 if args.quick else 200)
         finally:
             server.terminate()
