@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import importlib.util
 import logging
 import os
@@ -34,6 +35,20 @@ logger = logging.getLogger(__name__)
 
 #: Processes a slot's cgroup allows beyond the problem's own limit (runner, helpers).
 _CGROUP_SLACK = 4
+_PR_SET_DUMPABLE = 4
+
+
+def deny_same_user_access() -> bool:
+    """Make this process non-dumpable: processes of the same uid (candidates that run as the
+    host's user, with neither bubblewrap nor a sandbox uid) can then no longer read its
+    ``/proc/PID/environ`` (API keys) or memory, nor ptrace it. Core dumps and same-user
+    debuggers (py-spy) are refused too, and this process can no longer list its own
+    ``/proc/self/fd`` or read its own ``environ``; root's tools are not refused. Whether it
+    took effect."""
+    try:
+        return bool(ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) == 0)
+    except (OSError, AttributeError):  # no libc prctl (not Linux)
+        return False
 
 
 @dataclass
@@ -184,6 +199,17 @@ class SlotPool:
 
     def _warn_about_gaps(self, slot: Slot) -> None:
         assert self.isolation is not None
+        if self.isolation.kind == "process" and slot.uid is None and os.geteuid() != 0:
+            # Same uid, no namespaces: shield this process, and say what stays exposed (a
+            # candidate running as root is warned about when the sandbox uid is probed).
+            shielded = deny_same_user_access()
+            logger.warning(
+                "candidates run as your own user without bubblewrap: they can read the "
+                "environment of your other processes (a shell that exported an API key) and "
+                "write wherever you can%s; install bubblewrap (apt-get install bubblewrap) to "
+                "confine them",
+                " (this process is shielded: not dumpable)" if shielded else "",
+            )
         if self.isolation.kind == "bwrap" and slot.uid is None and os.geteuid() != 0:
             return  # unprivileged bubblewrap: the user namespace is the boundary
         if slot.uid is None and slot.cgroup is None:

@@ -61,9 +61,10 @@ async def sandbox(
         await ev.aclose()
 
 
-def _as_root(ev: LocalEvaluator) -> bool:
-    """Whether candidates run as root (no sandbox uid could be used on this machine)."""
-    return ev.candidate_uid is None and os.geteuid() == 0
+def _as_host_user(ev: LocalEvaluator) -> bool:
+    """Whether candidates run as this process's own user: no sandbox uid (one needs root, and
+    an interpreter the sandbox uid can read)."""
+    return ev.candidate_uid is None
 
 
 async def _check(ev: LocalEvaluator, code: str, status: Status, text: str = "") -> EvalResult:
@@ -247,9 +248,46 @@ async def test_parent_environment_is_not_readable(sandbox: LocalEvaluator) -> No
         await holder.wait()
     # The candidate's own environment never holds the key (2). Other processes' environments
     # are hidden by the PID namespace (bwrap) or by running as another uid (1); a candidate
-    # running as root without bubblewrap can read them, which is why that setup is warned about.
+    # running as the host's own user without bubblewrap can read them (same uid), which is why
+    # that setup is warned about.
     exposed = sandbox.isolation is not None and sandbox.isolation.kind == "process"
-    assert result.metrics == {"score": float(exposed and _as_root(sandbox))}
+    assert result.metrics == {"score": float(exposed and _as_host_user(sandbox))}
+
+
+def _cmdline(pid: int) -> bytes:
+    with open(f"/proc/{pid}/cmdline", "rb") as fh:
+        return fh.read()
+
+
+async def test_the_evaluating_process_is_never_readable(sandbox: LocalEvaluator) -> None:
+    # This process holds the API keys. A candidate must read neither its environment nor its
+    # memory: hidden by the PID namespace (bwrap), by another uid, or, when candidates run as
+    # this process's own non-root user, because the evaluator made this process non-dumpable.
+    # The candidate first checks the command line (readable by all), so that a process inside
+    # a PID namespace that happens to have the same number does not count.
+    host = os.getpid()
+    cmdline = _cmdline(host)
+    code = (
+        "def run():\n"
+        "    leaked = 0\n"
+        "    try:\n"
+        f"        if open('/proc/{host}/cmdline', 'rb').read() != {cmdline!r}:\n"
+        "            return {'x': 0}\n"
+        "    except OSError:\n"
+        "        return {'x': 0}\n"
+        "    for bit, name in ((1, 'environ'), (2, 'mem')):\n"
+        "        try:\n"
+        f"            open('/proc/{host}/' + name, 'rb').close()\n"
+        "            leaked += bit\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    return {'x': leaked}\n"
+    )
+    result = await _check(sandbox, code, Status.EVALUATED)
+    # Root candidates (no sandbox uid, no bubblewrap: the warned-about setup) read anything.
+    as_root = _as_host_user(sandbox) and os.geteuid() == 0
+    in_bwrap = sandbox.isolation is not None and sandbox.isolation.kind == "bwrap"
+    assert result.metrics == {"score": 3.0 if as_root and not in_bwrap else 0.0}
 
 
 async def test_network_is_cut_under_bwrap_only(sandbox: LocalEvaluator) -> None:
@@ -318,8 +356,8 @@ async def test_writing_outside_the_working_directory(
     await _check(sandbox, code, Status.EVALUATED)
     in_bwrap = sandbox.isolation is not None and sandbox.isolation.kind == "bwrap"
     # bubblewrap: the host path is not even visible; process isolation: the sandbox uid cannot
-    # write a root-owned directory, root can (the warned-about configuration).
-    assert target.exists() == (not in_bwrap and _as_root(sandbox))
+    # write a directory of the host's user, the host's own user can (the warned-about setup).
+    assert target.exists() == (not in_bwrap and _as_host_user(sandbox))
 
 
 async def test_file_size_limit_stops_big_files(sandbox: LocalEvaluator) -> None:
