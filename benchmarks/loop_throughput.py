@@ -24,19 +24,25 @@ pieces add up to less than the whole.
     python benchmarks/loop_throughput.py --quick    # fewer iterations, each scenario once
 
 A machine's speed drifts (a shared VM by 20-50% over minutes), so each scenario runs
-``--repeat`` times and the table shows the median run's figures with the range of all runs.
+``--repeat`` times and the table shows the median run's figures with the range of all runs,
+and a fixed pure-Python reference workload is timed before and after every run: its time
+("ref ms", the mean of the two) shows how fast the machine was around that run (the drift
+within a run it cannot see).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +69,7 @@ class Result:
     cpu_s: float  # this process
     machine_s: float | None  # all cores, busy (Linux)
     server_s: float | None  # the model server process (Linux)
+    ref_ms: float = 0.0  # the reference workload's CPU time around the run
 
     @property
     def rate(self) -> float:
@@ -107,6 +114,26 @@ def per_iteration_ms(seconds: float | None, iterations: int) -> str:
     return "-" if seconds is None else f"{1000 * seconds / iterations:.1f}"
 
 
+def reference_ms() -> float:
+    """CPU milliseconds of a fixed workload like the controller's (JSON, code hashing, dicts
+    and strings): how fast this machine runs Python at the moment."""
+    payload = [{"role": "user", "content": f"{'x' * 2000} {i}"} for i in range(8)]
+    code = (PROBLEM / "initial.py").read_text()
+    t0 = time.process_time()
+    for _ in range(200):
+        json.loads(json.dumps(payload))
+        code_hash(code)
+        sorted({str(i): i for i in range(300)}.items())
+    return 1000 * (time.process_time() - t0)
+
+
+async def timed(run: Awaitable[Result]) -> Result:
+    """Await ``run`` (a :func:`drive`) with the reference workload timed before and after."""
+    before = reference_ms()
+    res = await run
+    return dataclasses.replace(res, ref_ms=(before + reference_ms()) / 2)
+
+
 def median_run(results: list[Result]) -> Result:
     """The run with the median rate (the lower middle of an even count)."""
     ranked = sorted(results, key=lambda r: r.rate)
@@ -119,8 +146,10 @@ def spread(results: list[Result]) -> str:
         return ""
     rates = [r.rate for r in results]
     cpu = [r.cpu_ms_per_iter for r in results]
+    ref = [r.ref_ms for r in results]
     return (f"   ({len(results)} runs: {min(rates):.1f}-{max(rates):.1f} it/s, "
-            f"{min(cpu):.2f}-{max(cpu):.2f} ms/it; median {statistics.median(cpu):.2f} ms/it)")
+            f"{min(cpu):.2f}-{max(cpu):.2f} ms/it, median {statistics.median(cpu):.2f}; "
+            f"ref {min(ref):.0f}-{max(ref):.0f} ms)")
 
 
 def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
@@ -259,7 +288,7 @@ async def main() -> None:
     n = 80 if args.quick else 240
     print(f"machine: {cores} cores; evaluation burns {EVAL_CPU_S * 1000:.0f} ms CPU; every candidate sandboxed")
     print(f"{'scenario':<34}{'it/s':>8}{'limit':>8}{'ratio':>8}{'ctrl CPU ms/it':>16}"
-          f"{'machine ms/it':>15}{'server ms/it':>14}")
+          f"{'machine ms/it':>15}{'server ms/it':>14}{'ref ms':>8}")
     with tempfile.TemporaryDirectory() as tmp:
         runs = Path(tmp)
         for latency, in_flight in ((0.5, 8), (0.0, 8)):
@@ -269,7 +298,7 @@ async def main() -> None:
                 try:
                     iters = n if latency == 0 else max(60, n // 2)
                     cfg = config(runs, f"l{latency}-{k}", url, iters, in_flight)
-                    results.append(await drive(cfg, server_pid=server.pid))
+                    results.append(await timed(drive(cfg, server_pid=server.pid)))
                 finally:
                     server.terminate()
                     server.wait()
@@ -278,7 +307,7 @@ async def main() -> None:
             print(f"{f'L={latency * 1000:.0f} ms, {in_flight} in flight':<34}{res.rate:>8.1f}{limit:>8.1f}"
                   f"{res.rate / limit:>8.2f}{res.cpu_ms_per_iter:>16.2f}"
                   f"{per_iteration_ms(res.machine_s, res.iterations):>15}"
-                  f"{per_iteration_ms(res.server_s, res.iterations):>14}{spread(results)}")
+                  f"{per_iteration_ms(res.server_s, res.iterations):>14}{res.ref_ms:>8.0f}{spread(results)}")
 
         server, url = start_server(0.0)
         try:
@@ -289,10 +318,11 @@ async def main() -> None:
                     t0 = time.perf_counter()
                     db = prefill(cfg, size)
                     fills.append(time.perf_counter() - t0)
-                    results.append(await drive(cfg, resume_db=db))
+                    results.append(await timed(drive(cfg, resume_db=db)))
                 res = median_run(results)
                 print(f"{f'{size:,} programs in the database':<34}{res.rate:>8.1f}{'':>8}{'':>8}"
-                      f"{res.cpu_ms_per_iter:>16.2f}   (prefill {max(fills):.1f} s){spread(results)}")
+                      f"{res.cpu_ms_per_iter:>16.2f}{'':>15}{'':>14}{res.ref_ms:>8.0f}"
+                      f"   (prefill {max(fills):.1f} s){spread(results)}")
             alone = await pieces(runs, url, 50 if args.quick else 200)
         finally:
             server.terminate()
