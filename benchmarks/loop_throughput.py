@@ -24,7 +24,7 @@ pieces add up to less than the whole.
     python benchmarks/loop_throughput.py --quick    # fewer iterations, each scenario once
 
 A machine's speed drifts (a shared VM by 20-50% over minutes), so each scenario runs
-``--repeat`` times and the table shows the median run's figures with the range of all runs,
+``--repeat`` times and the table shows each figure's median over the runs, then the range,
 and a fixed pure-Python reference workload is timed before and after every run: its time
 ("ref ms", the mean of the two) shows how fast the machine was around that run (the drift
 within a run it cannot see).
@@ -110,10 +110,6 @@ def spent(first: float | None, last: float | None) -> float | None:
     return None if first is None or last is None else last - first
 
 
-def per_iteration_ms(seconds: float | None, iterations: int) -> str:
-    return "-" if seconds is None else f"{1000 * seconds / iterations:.1f}"
-
-
 def reference_ms() -> float:
     """CPU milliseconds of a fixed workload like the controller's (JSON, code hashing, dicts
     and strings): how fast this machine runs Python at the moment."""
@@ -134,10 +130,30 @@ async def timed(run: Awaitable[Result]) -> Result:
     return dataclasses.replace(res, ref_ms=(before + reference_ms()) / 2)
 
 
-def median_run(results: list[Result]) -> Result:
-    """The run with the median rate (the lower middle of an even count)."""
-    ranked = sorted(results, key=lambda r: r.rate)
-    return ranked[(len(ranked) - 1) // 2]
+@dataclass(frozen=True)
+class Medians:
+    """Each figure's median over the runs of one scenario (figures from different runs)."""
+
+    rate: float
+    cpu_ms: float
+    machine_ms: str
+    server_ms: str
+    ref_ms: float
+
+
+def medians(results: list[Result]) -> Medians:
+    def ms(values: list[float | None], n: list[int]) -> str:
+        known = [1000 * v / k for v, k in zip(values, n, strict=True) if v is not None]
+        return f"{statistics.median(known):.1f}" if known else "-"
+
+    n = [r.iterations for r in results]
+    return Medians(
+        rate=statistics.median(r.rate for r in results),
+        cpu_ms=statistics.median(r.cpu_ms_per_iter for r in results),
+        machine_ms=ms([r.machine_s for r in results], n),
+        server_ms=ms([r.server_s for r in results], n),
+        ref_ms=statistics.median(r.ref_ms for r in results),
+    )
 
 
 def spread(results: list[Result]) -> str:
@@ -148,8 +164,7 @@ def spread(results: list[Result]) -> str:
     cpu = [r.cpu_ms_per_iter for r in results]
     ref = [r.ref_ms for r in results]
     return (f"   ({len(results)} runs: {min(rates):.1f}-{max(rates):.1f} it/s, "
-            f"{min(cpu):.2f}-{max(cpu):.2f} ms/it, median {statistics.median(cpu):.2f}; "
-            f"ref {min(ref):.0f}-{max(ref):.0f} ms)")
+            f"{min(cpu):.2f}-{max(cpu):.2f} ms/it, ref {min(ref):.0f}-{max(ref):.0f} ms)")
 
 
 def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
@@ -302,26 +317,25 @@ async def main() -> None:
                 finally:
                     server.terminate()
                     server.wait()
-            res = median_run(results)
+            m = medians(results)
             limit = min(cores / EVAL_CPU_S, in_flight / latency if latency else float("inf"))
-            print(f"{f'L={latency * 1000:.0f} ms, {in_flight} in flight':<34}{res.rate:>8.1f}{limit:>8.1f}"
-                  f"{res.rate / limit:>8.2f}{res.cpu_ms_per_iter:>16.2f}"
-                  f"{per_iteration_ms(res.machine_s, res.iterations):>15}"
-                  f"{per_iteration_ms(res.server_s, res.iterations):>14}{res.ref_ms:>8.0f}{spread(results)}")
+            print(f"{f'L={latency * 1000:.0f} ms, {in_flight} in flight':<34}{m.rate:>8.1f}{limit:>8.1f}"
+                  f"{m.rate / limit:>8.2f}{m.cpu_ms:>16.2f}{m.machine_ms:>15}{m.server_ms:>14}"
+                  f"{m.ref_ms:>8.0f}{spread(results)}")
 
         server, url = start_server(0.0)
         try:
             for size in (100, 10_000):
                 results, fills = [], []
                 for k in range(repeat):
-                    cfg = config(runs, f"db{size}-{k}", url, size + 150, 8)
+                    cfg = config(runs, f"db{size}-{k}", url, size + n, 8)
                     t0 = time.perf_counter()
                     db = prefill(cfg, size)
                     fills.append(time.perf_counter() - t0)
                     results.append(await timed(drive(cfg, resume_db=db)))
-                res = median_run(results)
-                print(f"{f'{size:,} programs in the database':<34}{res.rate:>8.1f}{'':>8}{'':>8}"
-                      f"{res.cpu_ms_per_iter:>16.2f}{'':>15}{'':>14}{res.ref_ms:>8.0f}"
+                m = medians(results)
+                print(f"{f'{size:,} programs in the database':<34}{m.rate:>8.1f}{'':>8}{'':>8}"
+                      f"{m.cpu_ms:>16.2f}{'':>15}{'':>14}{m.ref_ms:>8.0f}"
                       f"   (prefill {max(fills):.1f} s){spread(results)}")
             alone = await pieces(runs, url, 50 if args.quick else 200)
         finally:
