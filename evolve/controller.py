@@ -40,7 +40,16 @@ from evolve.errors import UserError
 from evolve.llm.base import LLM, LLMError
 from evolve.problem import Problem
 from evolve.prompts import PromptBuilder, PromptContext
-from evolve.records import ErrorInfo, EvalResult, LLMReply, LLMRequest, Message, Program, Status
+from evolve.records import (
+    ErrorInfo,
+    EvalResult,
+    LLMReply,
+    LLMRequest,
+    Message,
+    Program,
+    RetriedFailure,
+    Status,
+)
 from evolve.selection import choose_mode, select_inspirations, select_parent
 
 log = logging.getLogger(__name__)
@@ -113,6 +122,7 @@ class _Call:
     mode: str
     reply: LLMReply | None = None
     error: tuple[str, str] | None = None
+    retried: tuple[RetriedFailure, ...] = ()  # failed attempts retried before it ended
 
 
 @dataclass
@@ -399,19 +409,20 @@ class Controller:
                 async with self._llm_slots:
                     reply = await self._llm.complete(request)
             except LLMError as exc:
-                failed = _Call(messages, attempt.mode, error=(exc.kind, str(exc)))
+                failed = _Call(messages, attempt.mode, error=(exc.kind, str(exc)), retried=exc.retried)
                 if exc.retryable and exc.kind != "context_length":
                     return None, failed
                 await self._db_call(
                     partial(self._db.add_llm_call, self.run_id, sel.iteration, messages, None,
-                            model=self._llm.name, mode=attempt.mode, error=failed.error)
+                            model=self._llm.name, mode=attempt.mode, error=failed.error,
+                            retried=failed.retried)
                 )
                 if exc.kind == "context_length":
                     continue
                 raise RunAborted(str(exc)) from exc
             self._charge(reply)
             self._models[sel.iteration] = (reply.model, reply.cost_usd)
-            return reply, _Call(messages, attempt.mode, reply=reply)
+            return reply, _Call(messages, attempt.mode, reply=reply, retried=reply.retried)
         return None, None
 
     async def _record(self, program: Program, call: _Call | None) -> None:
@@ -422,7 +433,8 @@ class Controller:
             return
         await self._db_call(
             partial(self._db.add_llm_call, self.run_id, program.iteration, call.messages, call.reply,
-                    model=self._llm.name, mode=call.mode, error=call.error, program=program)
+                    model=self._llm.name, mode=call.mode, error=call.error, program=program,
+                    retried=call.retried)
         )
 
     async def _finish_early(

@@ -122,8 +122,15 @@ class LLMRequest(Record):
     seed: int = 0
 
 
+class RetriedFailure(Record):
+    """A failed attempt of a model call that was retried: its error kind and message."""
+
+    kind: str  # ProviderError kinds: rate_limit, server, timeout, connection, malformed, ...
+    message: str
+
+
 class LLMReply(Record):
-    """One completion, with what it cost."""
+    """One completion, with what it cost, and the failed attempts retried before it."""
 
     model: str
     text: str
@@ -133,6 +140,7 @@ class LLMReply(Record):
     cache_write_tokens: int = 0  # part of input_tokens written to the provider's prompt cache
     latency_s: float = 0.0
     cost_usd: float = 0.0
+    retried: tuple[RetriedFailure, ...] = ()
 
 
 class Program(Record):

@@ -7,6 +7,7 @@ import math
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.panel import Panel
@@ -127,13 +128,16 @@ def run_status(db: Database, run_id: str) -> RenderableType:
         islands.add_row(str(i), f"{len(cells)} / {n_cells}", fmt_score(top))
 
     parts: list[RenderableType] = [Panel(head, title="evolve status"), outcomes, islands, _usage_table(db, run_id, by_iter, primary, problem)]
+    failures = db.llm_failures(run_id)
+    if failures:
+        parts.append(_failures_table(failures))
     return Group(*parts)
 
 
 def _usage_table(db: Database, run_id: str, by_iter: dict[int, Program], primary: str, problem: Problem) -> Table:
     table = Table(title="model usage")
     table.add_column("model", no_wrap=True)
-    for col in ("calls", "errors", "tok in", "tok out", "cost $", "lat s", "failed", "improved"):
+    for col in ("calls", "errors", "retried", "tok in", "tok out", "cost $", "lat s", "failed", "improved"):
         table.add_column(col, justify="right")
     by_id = {p.id: p for p in by_iter.values()}
     for u in db.llm_usage(run_id):
@@ -141,10 +145,22 @@ def _usage_table(db: Database, run_id: str, by_iter: dict[int, Program], primary
         failed = sum(1 for c in children if c.status.is_failure)
         better = sum(1 for c in children if _improves(c, by_id.get(c.parent_id or ""), primary, problem))
         table.add_row(
-            str(u["model"]), str(u["calls"]), str(u["errors"]), _count(u["input_tokens"]),
+            str(u["model"]), str(u["calls"]), str(u["errors"]), str(u["retried"]), _count(u["input_tokens"]),
             _count(u["output_tokens"]), f"{u['cost_usd'] or 0:.3g}", f"{u['mean_latency_s'] or 0:.2f}",
             f"{failed}/{len(children)}", f"{better}/{len(children)}" if children else "-",
         )
+    return table
+
+
+def _failures_table(failures: list[dict[str, Any]]) -> Table:
+    """Model call failures by kind: attempts retried, and calls that failed in the end."""
+    table = Table(title="model call failures")
+    table.add_column("model", no_wrap=True)
+    table.add_column("kind")
+    table.add_column("retried", justify="right")
+    table.add_column("failed calls", justify="right")
+    for f in failures:
+        table.add_row(str(f["model"]), str(f["kind"]), str(f["retried"]), str(f["failed"]))
     return table
 
 

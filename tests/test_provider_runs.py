@@ -41,17 +41,27 @@ async def test_local_server_with_failures_and_garbage_completes_and_reports_kind
             "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0,
         })
         summary, db = await _run(config)
+        sent = server.failures_sent("openai", "server")
     assert summary.status == "finished" and summary.iterations == 24
+    # Every 500 the server sent is in the database: retried (then the call went on), or the
+    # call's last failure (retries exhausted: one retry here).
+    failures = {f["kind"]: f for f in db.llm_failures("w")}
+    assert sent >= 2 and failures["server"]["retried"] >= 1
+    assert failures["server"]["retried"] + failures["server"]["failed"] == sent
     counts = db.status_counts("w")
     assert sum(counts.values()) == 25
     assert counts.get("diff_error", 0) >= 1  # the garbage replies
     assert counts.get("evaluated", 0) >= 5
     usage = db.llm_usage("w")
     assert usage[0]["model"] == "qwen-local" and usage[0]["input_tokens"] > 0 and usage[0]["cost_usd"] > 0
+    assert usage[0]["retried"] == failures["server"]["retried"]
+    assert counts.get("llm_error", 0) == failures["server"]["failed"]
     console = Console(record=True, width=200)
     console.print(run_status(db, "w"))
     text = console.export_text()
     assert "diff_error" in text and "qwen-local" in text
+    rows = [[c.strip() for c in ln.split("│") if c.strip()] for ln in text.splitlines()]
+    assert ["qwen-local", "server", str(failures["server"]["retried"]), str(failures["server"]["failed"])] in rows
     db.close()
 
 

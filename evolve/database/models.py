@@ -1,4 +1,5 @@
-"""SQLAlchemy 2 table models: runs, programs, LLM calls, inspirations, migrations."""
+"""SQLAlchemy 2 table models: runs, programs, LLM calls and their retried failures, inspirations,
+migrations."""
 
 from __future__ import annotations
 
@@ -84,6 +85,18 @@ class LLMCallRow(Base):
     error_kind: Mapped[str | None] = mapped_column(String(64), default=None)
     error_message: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LLMRetryRow(Base):
+    """A failed attempt of a model call that was retried (the call's own row says how the call
+    ended): what kind of failure, and its message."""
+
+    __tablename__ = "llm_retries"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    llm_call_id: Mapped[int] = mapped_column(ForeignKey("llm_calls.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text)
 
 
 class InspirationRow(Base):

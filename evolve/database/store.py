@@ -34,6 +34,7 @@ from evolve.database.models import (
     Base,
     InspirationRow,
     LLMCallRow,
+    LLMRetryRow,
     MigrationRow,
     ProgramRow,
     RunRow,
@@ -46,6 +47,7 @@ from evolve.records import (
     LLMReply,
     Message,
     Program,
+    RetriedFailure,
     Status,
     check_transition,
     jsonable,
@@ -93,6 +95,9 @@ _INSERT_INSPIRATIONS = HotStatement(
     insert(Base.metadata.tables[InspirationRow.__tablename__]), ("program_id", "inspiration_id", "position")
 )
 _INSERT_CALL = HotStatement(insert(_CALLS).returning(_CALLS.c.id), _CALL_COLUMNS)
+_INSERT_RETRIES = HotStatement(
+    insert(Base.metadata.tables[LLMRetryRow.__tablename__]), ("llm_call_id", "kind", "message")
+)
 _ALLOWED_FROM = {
     status: [old.value for old, new in TRANSITIONS.items() if old is not None and status in new] for status in Status
 }
@@ -385,9 +390,11 @@ class Database:
         mode: str,
         error: tuple[str, str] | None = None,
         program: Program | None = None,
+        retried: Sequence[RetriedFailure] = (),
     ) -> int:
-        """Record one model call; its id. With ``program`` (new, made from this call), insert
-        that program in the same transaction, linked to the call."""
+        """Record one model call and the failed attempts ``retried`` before it ended; its id.
+        With ``program`` (new, made from this call), insert that program in the same
+        transaction, linked to the call."""
         if program is not None:
             check_transition(None, program.status)
         row = {
@@ -407,6 +414,10 @@ class Database:
         }
         with self._begin() as conn:
             call_id = int(_INSERT_CALL.scalar(conn, row))
+            if retried:
+                _INSERT_RETRIES.execute_many(
+                    conn, [{"llm_call_id": call_id, "kind": r.kind, "message": r.message} for r in retried]
+                )
             if program is not None:
                 _insert_program(conn, program, stdout_tail="", llm_call_id=call_id, score=None)
             return call_id
@@ -431,7 +442,9 @@ class Database:
             ]
 
     def llm_usage(self, run_id: str) -> list[dict[str, Any]]:
-        """Calls, tokens, cost, latency and errors per model."""
+        """Calls, tokens, cost, latency, errors (calls that failed) and retried failed attempts
+        per model."""
+        retried = {model: n for model, n in self._retries_by(run_id, LLMCallRow.model)}
         with self._tx() as s:
             q = (
                 select(
@@ -447,7 +460,38 @@ class Database:
                 .group_by(LLMCallRow.model)
             )
             keys = ("model", "calls", "input_tokens", "output_tokens", "cost_usd", "mean_latency_s", "errors")
-            return [dict(zip(keys, row, strict=True)) for row in s.execute(q)]
+            rows = [dict(zip(keys, row, strict=True)) for row in s.execute(q)]
+        return [{**row, "retried": retried.get(row["model"], 0)} for row in rows]
+
+    def llm_failures(self, run_id: str) -> list[dict[str, Any]]:
+        """Failures of model calls by model and kind: attempts that were retried, and calls
+        that failed in the end (after their retries, or not retryable)."""
+        counts: dict[tuple[str, str], dict[str, Any]] = {}
+        for model, kind, n in self._retries_by(run_id, LLMCallRow.model, LLMRetryRow.kind):
+            key = (str(model), str(kind))
+            counts.setdefault(key, {"model": key[0], "kind": key[1], "retried": 0, "failed": 0})["retried"] = n
+        with self._tx() as s:
+            q = (
+                select(LLMCallRow.model, LLMCallRow.error_kind, func.count())
+                .where(LLMCallRow.run_id == run_id, LLMCallRow.error_kind.is_not(None))
+                .group_by(LLMCallRow.model, LLMCallRow.error_kind)
+            )
+            for model, kind, n in s.execute(q):
+                key = (str(model), str(kind))
+                counts.setdefault(key, {"model": key[0], "kind": key[1], "retried": 0, "failed": 0})["failed"] = n
+        return [counts[k] for k in sorted(counts)]
+
+    def _retries_by(self, run_id: str, *columns: Any) -> list[tuple[Any, ...]]:
+        """Retried failed attempts of the run's calls, counted per ``columns``."""
+        with self._tx() as s:
+            q = (
+                select(*columns, func.count())
+                .select_from(LLMRetryRow)
+                .join(LLMCallRow, LLMCallRow.id == LLMRetryRow.llm_call_id)
+                .where(LLMCallRow.run_id == run_id)
+                .group_by(*columns)
+            )
+            return [tuple(row) for row in s.execute(q)]
 
     def model_iterations(self, run_id: str, model: str) -> list[int]:
         """Iterations whose proposal came from ``model``."""

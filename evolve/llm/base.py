@@ -4,16 +4,25 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from evolve.records import LLMReply, LLMRequest
+from evolve.records import LLMReply, LLMRequest, RetriedFailure
 
 
 class LLMError(Exception):
-    """A failed model call. ``retryable`` says whether trying again can help."""
+    """A failed model call. ``retryable`` says whether trying again can help; ``retried``
+    holds the failed attempts retried before this last one."""
 
-    def __init__(self, message: str, *, retryable: bool, kind: str = "error") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        kind: str = "error",
+        retried: tuple[RetriedFailure, ...] = (),
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.kind = kind
+        self.retried = retried
 
 
 class LLM(Protocol):

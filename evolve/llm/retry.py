@@ -55,8 +55,10 @@ async def call_with_retries(
     rng: np.random.Generator,
     *,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    on_retry: Callable[[ProviderError], None] | None = None,
 ) -> T:
-    """Await ``attempt()`` until it succeeds, raises a non-retryable error, or retries run out.
+    """Await ``attempt()`` until it succeeds, raises a non-retryable error, or retries run out;
+    ``on_retry`` sees each error that is retried.
 
     Raises:
         ProviderError: the last error; retryable ones keep ``retryable=True`` so the caller knows
@@ -72,5 +74,7 @@ async def call_with_retries(
             if delay is None:
                 raise
             _log.info("retry %d/%d in %.2fs after %s", index + 1, policy.max_retries, delay, exc)
+            if on_retry is not None:
+                on_retry(exc)
         await sleep(delay)
     raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover

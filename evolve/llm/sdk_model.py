@@ -12,11 +12,12 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 import aiohttp
 import numpy as np
 
+from evolve.llm.base import LLMError
 from evolve.llm.config import ModelSpec, RetryConfig
 from evolve.llm.errors import CallContext, ProviderError, classify_connection, malformed_reply
 from evolve.llm.pricing import Usage, cost_usd
 from evolve.llm.retry import call_with_retries
-from evolve.records import LLMReply, LLMRequest
+from evolve.records import LLMReply, LLMRequest, RetriedFailure
 
 
 class _Closable(Protocol):
@@ -76,7 +77,19 @@ class SDKModel(ABC, Generic[ClientT]):
         Raises:
             LLMError: see :mod:`evolve.llm.errors` for the kinds.
         """
-        return await call_with_retries(lambda: self._attempt(request), self._retry, self._rng)
+        retried: list[RetriedFailure] = []
+
+        def note(exc: ProviderError) -> None:
+            retried.append(RetriedFailure(kind=exc.kind, message=str(exc)))
+
+        try:
+            reply = await call_with_retries(
+                lambda: self._attempt(request), self._retry, self._rng, on_retry=note
+            )
+        except LLMError as exc:
+            exc.retried = tuple(retried)
+            raise
+        return reply.model_copy(update={"retried": tuple(retried)}) if retried else reply
 
     async def aclose(self) -> None:
         await self._client.close()

@@ -138,6 +138,7 @@ class SeenRequest:
 class _Counters:
     in_flight: dict[str, int] = field(default_factory=lambda: {"openai": 0, "anthropic": 0})
     max_in_flight: dict[str, int] = field(default_factory=lambda: {"openai": 0, "anthropic": 0})
+    failures: dict[tuple[str, str], int] = field(default_factory=dict)  # (api, kind) -> answered
 
 
 def _tokens(text: str) -> int:
@@ -263,6 +264,10 @@ class WireServer:
         """The requests received on ``api``, oldest first."""
         return [r for r in self.requests if r.api == api]
 
+    def failures_sent(self, api: Api, kind: str) -> int:
+        """How many error replies of ``kind`` (a :class:`Fail` kind) went out on ``api``."""
+        return self._counters.failures.get((api, kind), 0)
+
     def max_in_flight(self, api: Api) -> int:
         """The most requests to ``api`` that were open at once."""
         return self._counters.max_in_flight[api]
@@ -336,6 +341,8 @@ class WireServer:
             return False
         if isinstance(step, Fail):
             status, body, headers = _error(api, step, str(payload.get("model", "")))
+            failures = self._counters.failures
+            failures[api, step.kind] = failures.get((api, step.kind), 0) + 1
             await self._write(writer, status, body, headers)
             return True
         await self._write(writer, 200, self._completion(api, payload, step))

@@ -12,7 +12,13 @@ from sqlalchemy import create_engine
 
 from evolve.database import Database
 from evolve.database.models import Base
-from evolve.database.store import _FINISH, _INSERT_CALL, _INSERT_INSPIRATIONS, _INSERT_PROGRAM
+from evolve.database.store import (
+    _FINISH,
+    _INSERT_CALL,
+    _INSERT_INSPIRATIONS,
+    _INSERT_PROGRAM,
+    _INSERT_RETRIES,
+)
 from evolve.records import ErrorInfo, LLMReply, Message, Program, Status
 
 WHEN = datetime(2026, 11, 22, 12, 30, 1, 234567, tzinfo=UTC)
@@ -47,13 +53,16 @@ def _write(path: Path, core: bool) -> dict[str, list[tuple[Any, ...]]]:
         )
         finish = _FINISH[Status.TIMEOUT, True]
         links = [{"program_id": "p3", "inspiration_id": "p3", "position": 0}]
+        retries = [{"llm_call_id": 1, "kind": k, "message": f"{k} failed"} for k in ("server", "rate_limit")]
         if core:
             conn.execute(_INSERT_CALL.statement, [CALL])
+            conn.execute(_INSERT_RETRIES.statement, retries)
             conn.execute(_INSERT_PROGRAM.statement, [PROGRAM])
             conn.execute(_INSERT_INSPIRATIONS.statement, links)
             moved = conn.execute(finish.statement, OUTCOME).rowcount
         else:
             assert _INSERT_CALL.scalar(conn, CALL) == 1
+            _INSERT_RETRIES.execute_many(conn, retries)
             _INSERT_PROGRAM.execute(conn, PROGRAM)
             _INSERT_INSPIRATIONS.execute_many(conn, links)
             moved = finish.execute(conn, OUTCOME)
@@ -63,7 +72,7 @@ def _write(path: Path, core: bool) -> dict[str, list[tuple[Any, ...]]]:
     with sqlite3.connect(path) as raw:
         return {
             table: raw.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
-            for table in ("llm_calls", "programs", "inspirations")
+            for table in ("llm_calls", "llm_retries", "programs", "inspirations")
         }
 
 

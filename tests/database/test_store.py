@@ -4,7 +4,15 @@ import pytest
 
 from evolve.database import Database
 from evolve.errors import UserError
-from evolve.records import ErrorInfo, LLMReply, Message, Program, Status, TransitionError
+from evolve.records import (
+    ErrorInfo,
+    LLMReply,
+    Message,
+    Program,
+    RetriedFailure,
+    Status,
+    TransitionError,
+)
 
 
 def _run(db: Database) -> None:
@@ -68,3 +76,19 @@ def test_llm_calls_are_summed_per_model(db: Database) -> None:
     assert usage["m2"]["errors"] == 1
     assert [reply.text for _prompt, reply in db.recorded_replies("r")] == ["a", "b"]
     assert db.model_iterations("r", "m1") == [1, 2]
+
+
+def test_retried_failures_are_counted_per_model_and_kind(db: Database) -> None:
+    _run(db)
+    msgs = (Message(role="user", content="hi"),)
+    server, limit = RetriedFailure(kind="server", message="500"), RetriedFailure(kind="rate_limit", message="429")
+    db.add_llm_call("r", 1, msgs, LLMReply(model="m1", text="a", retried=(server, limit)), model="m1", mode="diff",
+                    retried=(server, limit))
+    db.add_llm_call("r", 2, msgs, LLMReply(model="m1", text="b"), model="m1", mode="diff")
+    db.add_llm_call("r", 3, msgs, None, model="m2", mode="diff", error=("server", "500"), retried=(server,))
+    assert {u["model"]: u["retried"] for u in db.llm_usage("r")} == {"m1": 2, "m2": 1}
+    assert db.llm_failures("r") == [
+        {"model": "m1", "kind": "rate_limit", "retried": 1, "failed": 0},
+        {"model": "m1", "kind": "server", "retried": 1, "failed": 0},
+        {"model": "m2", "kind": "server", "retried": 1, "failed": 1},
+    ]

@@ -75,6 +75,7 @@ async def test_rate_limit_waits_for_retry_after_then_succeeds(
     assert reply.text
     assert len(wire.seen("openai")) == 2
     assert 0.2 <= elapsed < 1.0
+    assert [r.kind for r in reply.retried] == ["rate_limit"]
 
 
 async def test_server_error_is_retried_then_succeeds(wire: WireServer, prompt: LLMRequest) -> None:
@@ -85,6 +86,9 @@ async def test_server_error_is_retried_then_succeeds(wire: WireServer, prompt: L
 
     assert reply.text
     assert len(wire.seen("openai")) == 3
+    # The failed attempts travel with the reply, to be recorded with the call.
+    assert [r.kind for r in reply.retried] == ["server", "server"]
+    assert all("500" in r.message for r in reply.retried)
 
 
 async def test_rate_limit_after_retries_raises_retryable(
@@ -98,6 +102,7 @@ async def test_rate_limit_after_retries_raises_retryable(
 
     assert (info.value.kind, info.value.retryable) == ("rate_limit", True)
     assert len(wire.seen("openai")) == 3  # the first attempt and max_retries=2
+    assert [r.kind for r in info.value.retried] == ["rate_limit", "rate_limit"]  # then the last
 
 
 @pytest.mark.parametrize("http", ["aiohttp", "httpx"])
