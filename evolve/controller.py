@@ -2,10 +2,10 @@
 
 Several proposals are in flight at once, but results enter the archive strictly in iteration
 order, and the parent of iteration ``i`` is chosen right after iteration ``i - lag`` is applied,
-with an RNG seeded by ``(seed, i)``. Model calls are bounded by ``in_flight`` and evaluations by
-the evaluator's concurrency, so calls for later iterations overlap evaluations of earlier ones. So a seeded run makes the same choices however
-fast the model or the sandbox answers, and a resumed run rebuilds exactly the state it stopped in
-by replaying the database in order.
+with an RNG seeded by ``(seed, i)``. So a seeded run makes the same choices however fast the
+model or the sandbox answers, and a resumed run rebuilds exactly the state it stopped in by
+replaying the database in order. Model calls are bounded by ``in_flight`` and evaluations by the
+evaluator's concurrency, so calls for later iterations overlap evaluations of earlier ones.
 """
 
 from __future__ import annotations
