@@ -47,7 +47,7 @@ class PromptBuilder:
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=False,
             autoescape=False,
-            auto_reload=False,  # templates are read once per run, not stat'ed per proposal
+            auto_reload=False,  # templates are read once per run (then from the env's cache)
         )
         spec = problem.spec
         self._base = {
@@ -59,18 +59,11 @@ class PromptBuilder:
             "limits": spec.limits,
             "visible": spec.metrics.visible,
         }
-        self._templates: dict[str, jinja2.Template] = {}
         self._system = self._env.get_template("system.j2").render(**self._base).strip()
 
     @property
     def system(self) -> str:
         return self._system
-
-    def _template(self, mode: str) -> jinja2.Template:
-        template = self._templates.get(mode)
-        if template is None:
-            template = self._templates[mode] = self._env.get_template(f"{mode}.j2")
-        return template
 
     def render(self, ctx: PromptContext) -> tuple[Message, ...]:
         """The messages for one proposal."""
@@ -78,7 +71,7 @@ class PromptBuilder:
             raise ValueError(f"unknown proposal mode {ctx.mode!r}; expected one of {MODES}")
         if ctx.mode == "crossover" and ctx.other is None:
             raise ValueError("crossover needs a second parent")
-        user = self._template(ctx.mode).render(
+        user = self._env.get_template(f"{ctx.mode}.j2").render(
             **self._base,
             parent=ctx.parent,
             top=list(ctx.top),
