@@ -52,6 +52,7 @@ _DRAIN_S = 2.0
 _TRACE_LINES = 12
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
+PR_SET_DUMPABLE = 4
 _MEMORY_REPORT = b'{"status": "memory", "message": "MemoryError: the program ran out of memory"}'
 
 
@@ -172,7 +173,8 @@ def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(None, use_errno=True)
 
 
-def _prctl(option: int, arg: int) -> None:
+def prctl(option: int, arg: int) -> None:
+    """``prctl(option, arg)`` through libc; OSError if it fails."""
     if _libc().prctl(option, arg, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), f"prctl({option}) failed")
 
@@ -252,7 +254,7 @@ def execute(cfg: dict[str, Any], result_fd: int) -> None:
             join_cgroup(cfg.get("cgroup_procs"))
             apply_limits(cfg.get("limits", {}))
             drop_privileges(cfg.get("uid"), cfg.get("gid"))
-            _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+            prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
         except Exception as exc:
             write_all(result_fd, _setup_failure(exc))
             os._exit(0)
@@ -547,7 +549,7 @@ def serve(sock_fd: int) -> None:
     sock = socket.socket(fileno=sock_fd)
     with open(os.devnull, "wb") as null:
         os.dup2(null.fileno(), 1)
-    _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    prctl(_PR_SET_CHILD_SUBREAPER, 1)
     _libc()
     for name in json.loads(os.environ.pop("EVOLVE_WARM_IMPORTS", "[]")):
         with contextlib.suppress(Exception):  # the candidate sees the real ImportError itself

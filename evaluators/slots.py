@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import importlib.util
 import logging
 import os
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evaluators.cgroup import PidsCgroup, pids_parent
+from evaluators.child import PR_SET_DUMPABLE, prctl
 from evaluators.cold import ColdLauncher
 from evaluators.environment import candidate_env
 from evaluators.isolation import Isolation, detect
@@ -35,7 +35,6 @@ logger = logging.getLogger(__name__)
 
 #: Processes a slot's cgroup allows beyond the problem's own limit (runner, helpers).
 _CGROUP_SLACK = 4
-_PR_SET_DUMPABLE = 4
 
 
 def deny_same_user_access() -> bool:
@@ -46,9 +45,10 @@ def deny_same_user_access() -> bool:
     ``/proc/self/fd`` or read its own ``environ``; root's tools are not refused. Whether it
     took effect."""
     try:
-        return bool(ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) == 0)
+        prctl(PR_SET_DUMPABLE, 0)
     except (OSError, AttributeError):  # no libc prctl (not Linux)
         return False
+    return True
 
 
 @dataclass
@@ -150,6 +150,7 @@ class SlotPool:
                 slot.uid = None
         for slot in slots:
             slot.launcher = self._launcher(slot)
+        self._shield_if_exposed(slots[0])
         self._warn_about_gaps(slots[0])
         self._queue = asyncio.Queue()
         for slot in slots:
@@ -197,11 +198,12 @@ class SlotPool:
         )
         return False
 
-    def _warn_about_gaps(self, slot: Slot) -> None:
+    def _shield_if_exposed(self, slot: Slot) -> None:
+        """Candidates that run as this process's own user with no namespaces could read its
+        environment and memory: make it non-dumpable, and say what stays exposed. (Root
+        candidates are warned about when the sandbox uid is probed; nothing shields from them.)"""
         assert self.isolation is not None
         if self.isolation.kind == "process" and slot.uid is None and os.geteuid() != 0:
-            # Same uid, no namespaces: shield this process, and say what stays exposed (a
-            # candidate running as root is warned about when the sandbox uid is probed).
             shielded = deny_same_user_access()
             logger.warning(
                 "candidates run as your own user without bubblewrap: they can read the "
@@ -210,6 +212,9 @@ class SlotPool:
                 "confine them",
                 " (this process is shielded: not dumpable)" if shielded else "",
             )
+
+    def _warn_about_gaps(self, slot: Slot) -> None:
+        assert self.isolation is not None
         if self.isolation.kind == "bwrap" and slot.uid is None and os.geteuid() != 0:
             return  # unprivileged bubblewrap: the user namespace is the boundary
         if slot.uid is None and slot.cgroup is None:
