@@ -64,6 +64,29 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
+def send_message(sock: socket.socket, data: bytes, name: str) -> None:
+    """Send ``data`` as one SOCK_SEQPACKET message, or, when it is too large for one, as a
+    ``{"payload": "fd"}`` marker carrying a memfd (named ``name``) that holds it."""
+    if len(data) <= MAX_MESSAGE:
+        sock.send(data)
+        return
+    memfd = os.memfd_create(name, os.MFD_CLOEXEC)
+    try:
+        write_all(memfd, data)
+        fds = array.array("i", [memfd])
+        sock.sendmsg([b'{"payload": "fd"}\n'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
+    finally:
+        os.close(memfd)
+
+
+def read_memfd(fd: int) -> bytes:
+    """All that memfd ``fd`` holds (see :func:`send_message`); ``fd`` is closed."""
+    try:
+        return os.pread(fd, os.fstat(fd).st_size, 0)
+    finally:
+        os.close(fd)
+
+
 def clear_workdir(workdir: str) -> None:
     """Remove ``workdir`` and everything in it; what cannot be removed is renamed aside.
 
@@ -296,11 +319,7 @@ def _recv_message(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | Non
     fds = fds_of(ancdata)
     message: dict[str, Any] = json.loads(msg)
     if message.get("payload") == "fd" and fds:  # too large for a message: in a memfd
-        payload = fds.pop()
-        try:
-            message = json.loads(os.pread(payload, os.fstat(payload).st_size, 0))
-        finally:
-            os.close(payload)
+        message = json.loads(read_memfd(fds.pop()))
     return message, fds
 
 
@@ -512,20 +531,6 @@ def _run_one(sock: socket.socket, request: dict[str, Any]) -> bytes:
     return json.dumps(header).encode() + b"\n" + result.head + output.head + output.tail
 
 
-def _send_reply(sock: socket.socket, reply: bytes) -> None:
-    """One message, or a memfd holding the reply when it is too large for one."""
-    if len(reply) <= MAX_MESSAGE:
-        sock.send(reply)
-        return
-    memfd = os.memfd_create("evolve-reply", os.MFD_CLOEXEC)
-    try:
-        write_all(memfd, reply)
-        fds = array.array("i", [memfd])
-        sock.sendmsg([b'{"payload": "fd"}\n'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
-    finally:
-        os.close(memfd)
-
-
 def serve(sock_fd: int) -> None:
     """The sandbox's supervisor: pre-import modules, then run one candidate per request.
 
@@ -565,7 +570,7 @@ def serve(sock_fd: int) -> None:
             os.close(fd)
         if "workdir" not in request:  # a kill that arrived after its candidate had ended
             continue
-        _send_reply(sock, _run_one(sock, request))
+        send_message(sock, _run_one(sock, request), "evolve-reply")
         with contextlib.suppress(OSError):  # the next prepare tries again
             clear_workdir(request["workdir"])
 

@@ -12,7 +12,6 @@ A cold run is the same with a fresh template (importing nothing) for each candid
 
 from __future__ import annotations
 
-import array
 import asyncio
 import contextlib
 import json
@@ -24,7 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from evaluators.child import MAX_MESSAGE, fds_of, write_all
+from evaluators.child import fds_of, read_memfd, send_message
 from evaluators.reaper import kill_tree
 from evaluators.sandbox import Collected, RunRequest, output_text
 
@@ -157,7 +156,8 @@ class WarmTemplate:
         for attempt in (1, 2):
             await self.ensure_started()
             try:
-                self._send(message)
+                assert self._sock is not None
+                send_message(self._sock, message, "evolve-request")
                 break
             except OSError:
                 self.stop()
@@ -183,32 +183,15 @@ class WarmTemplate:
             self.stop()
             raise TemplateDied(f"the warm template answered garbage: {exc}") from exc
 
-    def _send(self, message: bytes) -> None:
-        assert self._sock is not None
-        if len(message) <= MAX_MESSAGE:
-            self._sock.send(message)
-            return
-        payload = os.memfd_create("evolve-request", os.MFD_CLOEXEC)
-        try:
-            write_all(payload, message)
-            fds = array.array("i", [payload])
-            self._sock.sendmsg(
-                [b'{"payload": "fd"}'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)]
-            )
-        finally:
-            os.close(payload)
-
     async def _recv(self) -> bytes:
         data, fds = await self._replies.get()
         if not data:
             self._replies.put_nowait((b"", []))  # still closed for any later receive
             raise TemplateDied("the warm template exited")
         if fds:  # the reply is in a memfd
-            try:
-                data = os.pread(fds[0], os.fstat(fds[0]).st_size, 0)
-            finally:
-                for fd in fds:
-                    os.close(fd)
+            for fd in fds[1:]:
+                os.close(fd)
+            data = read_memfd(fds[0])
         return data
 
     async def _settle_previous(self) -> None:
