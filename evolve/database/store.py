@@ -466,20 +466,19 @@ class Database:
     def llm_failures(self, run_id: str) -> list[dict[str, Any]]:
         """Failures of model calls by model and kind: attempts that were retried, and calls
         that failed in the end (after their retries, or not retryable)."""
-        counts: dict[tuple[str, str], dict[str, Any]] = {}
-        for model, kind, n in self._retries_by(run_id, LLMCallRow.model, LLMRetryRow.kind):
-            key = (str(model), str(kind))
-            counts.setdefault(key, {"model": key[0], "kind": key[1], "retried": 0, "failed": 0})["retried"] = n
         with self._tx() as s:
             q = (
                 select(LLMCallRow.model, LLMCallRow.error_kind, func.count())
                 .where(LLMCallRow.run_id == run_id, LLMCallRow.error_kind.is_not(None))
                 .group_by(LLMCallRow.model, LLMCallRow.error_kind)
             )
-            for model, kind, n in s.execute(q):
-                key = (str(model), str(kind))
-                counts.setdefault(key, {"model": key[0], "kind": key[1], "retried": 0, "failed": 0})["failed"] = n
-        return [counts[k] for k in sorted(counts)]
+            failed = {(str(m), str(k)): n for m, k, n in s.execute(q)}
+        by_kind = self._retries_by(run_id, LLMCallRow.model, LLMRetryRow.kind)
+        retried = {(str(m), str(k)): n for m, k, n in by_kind}
+        return [
+            {"model": m, "kind": k, "retried": retried.get((m, k), 0), "failed": failed.get((m, k), 0)}
+            for m, k in sorted(failed.keys() | retried.keys())
+        ]
 
     def _retries_by(self, run_id: str, *columns: Any) -> list[tuple[Any, ...]]:
         """Retried failed attempts of the run's calls, counted per ``columns``."""

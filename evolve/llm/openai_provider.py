@@ -87,7 +87,9 @@ class OpenAIChatModel(SDKModel[openai.AsyncOpenAI]):
     def _usage(self, usage: object) -> Usage:
         """Token counts; ``prompt_tokens`` already includes cached tokens."""
         fields = json_object(usage, self._ctx, "usage", optional=True)
-        details = json_object(fields.get("prompt_tokens_details"), self._ctx, "usage", optional=True)
+        details = json_object(
+            fields.get("prompt_tokens_details"), self._ctx, "usage.prompt_tokens_details", optional=True
+        )
         return Usage(
             input_tokens=json_int(fields, "prompt_tokens", self._ctx),
             output_tokens=json_int(fields, "completion_tokens", self._ctx),
