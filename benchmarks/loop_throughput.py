@@ -10,9 +10,11 @@ The problem burns ~20 ms of CPU per evaluation, every candidate sandboxed. For e
 script prints iterations per second, the limit min(cores / evaluation time, in-flight / L) and
 the ratio, and the controller process's own CPU per iteration (event loop, SDK client, prompts,
 diffs, database; the sandboxes and the model server run in other processes). For the latency
-scenarios it also prints the whole machine's busy CPU per iteration and the fake model server's
-share of it (Linux), which is what bounds L = 0: the evaluation's 20 ms, the sandbox processes,
-the server and the controller all share the cores. A scenario checks that per-iteration
+scenarios it also prints the whole machine's busy CPU per iteration (which is what bounds L = 0:
+the evaluation's 20 ms, the sandbox processes, the server and the controller all share the
+cores), the share of the cores' time that was busy, and the fake model server's share of the
+CPU (Linux). ``--concurrency`` sets how many candidates run at once (default: the cores). A
+scenario checks that per-iteration
 cost stays flat as the database grows from 100 to 10,000 programs. Last, the pieces of the
 controller's CPU are measured one at a time, with nothing else running: a model call through the
 SDK with eight in flight (over its aiohttp transport, the default, and over its httpx one), the
@@ -136,24 +138,29 @@ class Medians:
 
     rate: float
     cpu_ms: float
-    machine_ms: str
-    server_ms: str
+    machine_ms: float | None
+    busy: float | None  # share of all cores' time that the machine was busy
+    server_ms: float | None
     ref_ms: float
 
 
-def medians(results: list[Result]) -> Medians:
-    def ms(values: list[float | None], n: list[int]) -> str:
-        known = [1000 * v / k for v, k in zip(values, n, strict=True) if v is not None]
-        return f"{statistics.median(known):.1f}" if known else "-"
+def medians(results: list[Result], cores: int) -> Medians:
+    def median(values: list[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return statistics.median(known) if known else None
 
-    n = [r.iterations for r in results]
     return Medians(
         rate=statistics.median(r.rate for r in results),
         cpu_ms=statistics.median(r.cpu_ms_per_iter for r in results),
-        machine_ms=ms([r.machine_s for r in results], n),
-        server_ms=ms([r.server_s for r in results], n),
+        machine_ms=median([None if r.machine_s is None else 1000 * r.machine_s / r.iterations for r in results]),
+        busy=median([None if r.machine_s is None else r.machine_s / (r.wall_s * cores) for r in results]),
+        server_ms=median([None if r.server_s is None else 1000 * r.server_s / r.iterations for r in results]),
         ref_ms=statistics.median(r.ref_ms for r in results),
     )
+
+
+def shown(value: float | None, width: int, fmt: str) -> str:
+    return f"{'-' if value is None else format(value, fmt):>{width}}"
 
 
 def spread(results: list[Result]) -> str:
@@ -180,10 +187,13 @@ def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
     return proc, f"http://127.0.0.1:{port}/v1"
 
 
-def config(runs: Path, name: str, base_url: str, iterations: int, in_flight: int) -> RunConfig:
+def config(
+    runs: Path, name: str, base_url: str, iterations: int, in_flight: int, concurrency: int | None = None
+) -> RunConfig:
     return RunConfig.model_validate({
         "problem": str(PROBLEM), "runs_dir": str(runs), "run_name": name, "max_iterations": iterations,
         "progress": False, "search": {"islands": 2, "in_flight": in_flight},
+        "evaluator": {"concurrency": concurrency},
         "llm": {"provider": "local", "model": "bench", "base_url": base_url, "max_concurrency": 64},
     })
 
@@ -297,13 +307,15 @@ async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer iterations; each scenario once")
     ap.add_argument("--repeat", type=int, default=None, help="runs per scenario (default 3, 1 with --quick)")
+    ap.add_argument("--concurrency", type=int, default=None, help="candidates at once (default: cores)")
     args = ap.parse_args()
     repeat = args.repeat or (1 if args.quick else 3)
     cores = os.cpu_count() or 1
     n = 80 if args.quick else 240
-    print(f"machine: {cores} cores; evaluation burns {EVAL_CPU_S * 1000:.0f} ms CPU; every candidate sandboxed")
+    print(f"machine: {cores} cores; evaluation burns {EVAL_CPU_S * 1000:.0f} ms CPU; every candidate sandboxed; "
+          f"{args.concurrency or cores} at once")
     print(f"{'scenario':<34}{'it/s':>8}{'limit':>8}{'ratio':>8}{'ctrl CPU ms/it':>16}"
-          f"{'machine ms/it':>15}{'server ms/it':>14}{'ref ms':>8}")
+          f"{'machine ms/it':>15}{'busy':>6}{'server ms/it':>14}{'ref ms':>8}")
     with tempfile.TemporaryDirectory() as tmp:
         runs = Path(tmp)
         for latency, in_flight in ((0.5, 8), (0.0, 8)):
@@ -312,30 +324,30 @@ async def main() -> None:
                 server, url = start_server(latency)
                 try:
                     iters = n if latency == 0 else max(60, n // 2)
-                    cfg = config(runs, f"l{latency}-{k}", url, iters, in_flight)
+                    cfg = config(runs, f"l{latency}-{k}", url, iters, in_flight, args.concurrency)
                     results.append(await timed(drive(cfg, server_pid=server.pid)))
                 finally:
                     server.terminate()
                     server.wait()
-            m = medians(results)
+            m = medians(results, cores)
             limit = min(cores / EVAL_CPU_S, in_flight / latency if latency else float("inf"))
             print(f"{f'L={latency * 1000:.0f} ms, {in_flight} in flight':<34}{m.rate:>8.1f}{limit:>8.1f}"
-                  f"{m.rate / limit:>8.2f}{m.cpu_ms:>16.2f}{m.machine_ms:>15}{m.server_ms:>14}"
-                  f"{m.ref_ms:>8.0f}{spread(results)}")
+                  f"{m.rate / limit:>8.2f}{m.cpu_ms:>16.2f}{shown(m.machine_ms, 15, '.1f')}"
+                  f"{shown(m.busy, 6, '.0%')}{shown(m.server_ms, 14, '.1f')}{m.ref_ms:>8.0f}{spread(results)}")
 
         server, url = start_server(0.0)
         try:
             for size in (100, 10_000):
                 results, fills = [], []
                 for k in range(repeat):
-                    cfg = config(runs, f"db{size}-{k}", url, size + n, 8)
+                    cfg = config(runs, f"db{size}-{k}", url, size + n, 8, args.concurrency)
                     t0 = time.perf_counter()
                     db = prefill(cfg, size)
                     fills.append(time.perf_counter() - t0)
                     results.append(await timed(drive(cfg, resume_db=db)))
-                m = medians(results)
+                m = medians(results, cores)
                 print(f"{f'{size:,} programs in the database':<34}{m.rate:>8.1f}{'':>8}{'':>8}"
-                      f"{m.cpu_ms:>16.2f}{'':>15}{'':>14}{m.ref_ms:>8.0f}"
+                      f"{m.cpu_ms:>16.2f}{'':>15}{'':>6}{'':>14}{m.ref_ms:>8.0f}"
                       f"   (prefill {max(fills):.1f} s){spread(results)}")
             alone = await pieces(runs, url, 50 if args.quick else 200)
         finally:
