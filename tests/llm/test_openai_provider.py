@@ -145,6 +145,8 @@ async def test_dropped_connections_exhaust_retries_as_connection_error(
     await llm.aclose()
 
     assert (info.value.kind, info.value.retryable) == ("connection", True)
+    assert len(wire.seen("openai")) == 3
+    assert [r.kind for r in info.value.retried] == ["connection", "connection"]
 
 
 async def test_reply_without_diff_is_returned_as_text(wire: WireServer, prompt: LLMRequest) -> None:
