@@ -25,11 +25,14 @@ pieces add up to less than the whole.
     python benchmarks/loop_throughput.py            # all scenarios, each 3 times
     python benchmarks/loop_throughput.py --quick    # fewer iterations, each scenario once
 
-A machine's speed drifts (a shared VM by 20-50% over minutes), so each scenario runs
-``--repeat`` times and the table shows each figure's median over the runs, then the range,
-and a fixed pure-Python reference workload is timed before and after every run: its time
-("ref ms", the mean of the two) shows how fast the machine was around that run (the drift
-within a run it cannot see).
+A machine's speed drifts (a shared VM by 20-50% over minutes), and its cores need not run at
+one speed (here one core ran the same workload 1.8x slower than the other for minutes), so each
+scenario
+runs ``--repeat`` times and the table shows each figure's median over the runs, then the range.
+A fixed pure-Python reference workload is timed on every core before and after every run: "ref
+ms" is its mean time, "skew" the slowest core's time over the fastest's (the drift within a run
+it cannot see). The header names the interpreter and the reference's time on each core at the
+start.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -71,7 +75,8 @@ class Result:
     cpu_s: float  # this process
     machine_s: float | None  # all cores, busy (Linux)
     server_s: float | None  # the model server process (Linux)
-    ref_ms: float = 0.0  # the reference workload's CPU time around the run
+    ref_ms: float = 0.0  # the reference workload's CPU time around the run, mean over the cores
+    core_skew: float = 1.0  # the slowest core's reference time over the fastest's
 
     @property
     def rate(self) -> float:
@@ -125,11 +130,32 @@ def reference_ms() -> float:
     return 1000 * (time.process_time() - t0)
 
 
+def core_speeds() -> dict[int, float]:
+    """The reference workload's CPU milliseconds on each core in turn (Linux; else on whichever
+    core runs it, as core -1). The cores of a shared VM need not run at one speed, and the
+    controller runs on whichever core is free."""
+    if not hasattr(os, "sched_setaffinity"):
+        return {-1: reference_ms()}
+    allowed = os.sched_getaffinity(0)
+    speeds: dict[int, float] = {}
+    try:
+        for core in sorted(allowed):
+            os.sched_setaffinity(0, {core})
+            speeds[core] = reference_ms()
+    finally:
+        os.sched_setaffinity(0, allowed)  # before any process is started: they inherit it
+    return speeds
+
+
 async def timed(run: Awaitable[Result]) -> Result:
-    """Await ``run`` (a :func:`drive`) with the reference workload timed before and after."""
-    before = reference_ms()
+    """Await ``run`` (a :func:`drive`) with the reference workload timed on every core before
+    and after: its mean over those timings, and the slowest core's time over the fastest's."""
+    before = core_speeds()
     res = await run
-    return dataclasses.replace(res, ref_ms=(before + reference_ms()) / 2)
+    after = core_speeds()
+    times = [*before.values(), *after.values()]
+    skew = max(max(t.values()) / min(t.values()) for t in (before, after))
+    return dataclasses.replace(res, ref_ms=statistics.mean(times), core_skew=skew)
 
 
 @dataclass(frozen=True)
@@ -142,6 +168,7 @@ class Medians:
     busy: float | None  # share of all cores' time that the machine was busy
     server_ms: float | None
     ref_ms: float
+    core_skew: float
 
 
 def medians(results: list[Result], cores: int) -> Medians:
@@ -156,6 +183,7 @@ def medians(results: list[Result], cores: int) -> Medians:
         busy=median([None if r.machine_s is None else r.machine_s / (r.wall_s * cores) for r in results]),
         server_ms=median([None if r.server_s is None else 1000 * r.server_s / r.iterations for r in results]),
         ref_ms=statistics.median(r.ref_ms for r in results),
+        core_skew=statistics.median(r.core_skew for r in results),
     )
 
 
@@ -170,8 +198,10 @@ def spread(results: list[Result]) -> str:
     rates = [r.rate for r in results]
     cpu = [r.cpu_ms_per_iter for r in results]
     ref = [r.ref_ms for r in results]
+    skew = [r.core_skew for r in results]
     return (f"   ({len(results)} runs: {min(rates):.1f}-{max(rates):.1f} it/s, "
-            f"{min(cpu):.2f}-{max(cpu):.2f} ms/it, ref {min(ref):.0f}-{max(ref):.0f} ms)")
+            f"{min(cpu):.2f}-{max(cpu):.2f} ms/it, ref {min(ref):.0f}-{max(ref):.0f} ms, "
+            f"skew {min(skew):.2f}-{max(skew):.2f})")
 
 
 def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
@@ -314,8 +344,10 @@ async def main() -> None:
     n = 80 if args.quick else 240
     print(f"machine: {cores} cores; evaluation burns {EVAL_CPU_S * 1000:.0f} ms CPU; every candidate sandboxed; "
           f"{args.concurrency or cores} at once")
+    speeds = ", ".join(f"core {c}: {ms:.0f} ms" for c, ms in core_speeds().items())
+    print(f"python {platform.python_version()} ({sys.executable}); reference workload now: {speeds}")
     print(f"{'scenario':<34}{'it/s':>8}{'limit':>8}{'ratio':>8}{'ctrl CPU ms/it':>16}"
-          f"{'machine ms/it':>15}{'busy':>6}{'server ms/it':>14}{'ref ms':>8}")
+          f"{'machine ms/it':>15}{'busy':>6}{'server ms/it':>14}{'ref ms':>8}{'skew':>6}")
     with tempfile.TemporaryDirectory() as tmp:
         runs = Path(tmp)
         for latency, in_flight in ((0.5, 8), (0.0, 8)):
@@ -333,7 +365,8 @@ async def main() -> None:
             limit = min(cores / EVAL_CPU_S, in_flight / latency if latency else float("inf"))
             print(f"{f'L={latency * 1000:.0f} ms, {in_flight} in flight':<34}{m.rate:>8.1f}{limit:>8.1f}"
                   f"{m.rate / limit:>8.2f}{m.cpu_ms:>16.2f}{shown(m.machine_ms, 15, '.1f')}"
-                  f"{shown(m.busy, 6, '.0%')}{shown(m.server_ms, 14, '.1f')}{m.ref_ms:>8.0f}{spread(results)}")
+                  f"{shown(m.busy, 6, '.0%')}{shown(m.server_ms, 14, '.1f')}{m.ref_ms:>8.0f}{m.core_skew:>6.2f}"
+                  f"{spread(results)}")
 
         server, url = start_server(0.0)
         try:
@@ -347,7 +380,7 @@ async def main() -> None:
                     results.append(await timed(drive(cfg, resume_db=db)))
                 m = medians(results, cores)
                 print(f"{f'{size:,} programs in the database':<34}{m.rate:>8.1f}{'':>8}{'':>8}"
-                      f"{m.cpu_ms:>16.2f}{'':>15}{'':>6}{'':>14}{m.ref_ms:>8.0f}"
+                      f"{m.cpu_ms:>16.2f}{'':>15}{'':>6}{'':>14}{m.ref_ms:>8.0f}{m.core_skew:>6.2f}"
                       f"   (prefill {max(fills):.1f} s){spread(results)}")
             alone = await pieces(runs, url, 50 if args.quick else 200)
         finally:
