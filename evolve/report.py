@@ -90,7 +90,7 @@ def run_status(db: Database, run_id: str) -> RenderableType:
 
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold cyan", justify="right")
-    head.add_column()
+    head.add_column(overflow="fold")  # a long path wraps rather than being cut
     head.add_row("run", f"{row.id}  [{run_state(row)}] {row.stop_reason or ''}")
     head.add_row("problem", f"{row.problem}  ({row.problem_root})")
     head.add_row("iterations", f"{max(0, len(programs) - 1)} of {row.config.get('max_iterations')}   seed {row.seed}")
@@ -134,22 +134,31 @@ def run_status(db: Database, run_id: str) -> RenderableType:
     return Group(*parts)
 
 
-def _usage_table(db: Database, run_id: str, by_iter: dict[int, Program], primary: str, problem: Problem) -> Table:
-    table = Table(title="model usage")
-    table.add_column("model", no_wrap=True)
-    for col in ("calls", "errors", "retried", "tok in", "tok out", "cost $", "lat s", "failed", "improved"):
-        table.add_column(col, justify="right")
+def _usage_table(db: Database, run_id: str, by_iter: dict[int, Program], primary: str, problem: Problem) -> Group:
+    """Per model: its calls (errors, retried attempts, tokens, cost, latency), then the children
+    made from its replies (how many failed, how many beat their parent). Two tables, so that
+    every figure fits an 80-column terminal, or a pipe, which rich gives 80 columns."""
+    calls = Table(title="model calls")
+    calls.add_column("model", no_wrap=True)
+    for col in ("calls", "errors", "retried", "tok in", "tok out", "cost $", "latency s"):
+        calls.add_column(col, justify="right")
+    children = Table(title="children by model")
+    children.add_column("model", no_wrap=True)
+    for col in ("children", "failed", "improved", "improved share"):
+        children.add_column(col, justify="right")
     by_id = {p.id: p for p in by_iter.values()}
     for u in db.llm_usage(run_id):
-        children = [by_iter[i] for i in db.model_iterations(run_id, str(u["model"])) if i in by_iter]
-        failed = sum(1 for c in children if c.status.is_failure)
-        better = sum(1 for c in children if _improves(c, by_id.get(c.parent_id or ""), primary, problem))
-        table.add_row(
-            str(u["model"]), str(u["calls"]), str(u["errors"]), str(u["retried"]), _count(u["input_tokens"]),
+        model = str(u["model"])
+        calls.add_row(
+            model, str(u["calls"]), str(u["errors"]), str(u["retried"]), _count(u["input_tokens"]),
             _count(u["output_tokens"]), f"{u['cost_usd'] or 0:.3g}", f"{u['mean_latency_s'] or 0:.2f}",
-            f"{failed}/{len(children)}", f"{better}/{len(children)}" if children else "-",
         )
-    return table
+        made = [by_iter[i] for i in db.model_iterations(run_id, model) if i in by_iter]
+        failed = sum(1 for c in made if c.status.is_failure)
+        better = sum(1 for c in made if _improves(c, by_id.get(c.parent_id or ""), primary, problem))
+        share = f"{better / len(made):.0%}" if made else "-"
+        children.add_row(model, str(len(made)), str(failed), str(better), share)
+    return Group(calls, children)
 
 
 def _failures_table(failures: list[dict[str, Any]]) -> Table:
