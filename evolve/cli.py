@@ -103,7 +103,7 @@ def status(
     run: Annotated[str | None, typer.Argument(help="run folder or name; none lists all runs")] = None,
     db: DbOpt = None,
     runs_dir: RunsDir = "runs",
-    html: Annotated[Path | None, typer.Option("--html", help="also write a page with the score chart and archive maps")] = None,
+    html: Annotated[Path | None, typer.Option("--html", help="also write a page: score chart, archive maps, score against spend")] = None,
 ) -> None:
     """Show a run: progress, best program, failures by kind, archive, model usage."""
     if html is not None and run is None:

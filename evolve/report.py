@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import math
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from evolve.display import fmt_score
 from evolve.errors import UserError
 from evolve.problem import Problem, load_problem, problems_dirs
 from evolve.records import Program, Status
-from evolve.runpage import run_page
+from evolve.runpage import ModelSummary, run_page
 
 
 def _run_row(db: Database, run_id: str) -> RunRow:
@@ -127,14 +128,41 @@ def run_status(db: Database, run_id: str) -> RenderableType:
         top = (max(scores) if problem.maximize else min(scores)) if scores else None
         islands.add_row(str(i), f"{len(cells)} / {n_cells}", fmt_score(top))
 
-    parts: list[RenderableType] = [Panel(head, title="evolve status"), outcomes, islands, _usage_table(db, run_id, by_iter, primary, problem)]
+    parts: list[RenderableType] = [Panel(head, title="evolve status"), outcomes, islands, _usage_tables(model_summaries(db, run_id, programs, problem))]
     failures = db.llm_failures(run_id)
     if failures:
         parts.append(_failures_table(failures))
     return Group(*parts)
 
 
-def _usage_table(db: Database, run_id: str, by_iter: dict[int, Program], primary: str, problem: Problem) -> Group:
+def model_summaries(db: Database, run_id: str, programs: Sequence[Program], problem: Problem) -> list[ModelSummary]:
+    """Per model: its calls, and the children made from its replies (failed, beat their parent)."""
+    primary = problem.spec.metrics.primary
+    by_iter = {p.iteration: p for p in programs}
+    by_id = {p.id: p for p in programs}
+    out = []
+    for u in db.llm_usage(run_id):
+        model = str(u["model"])
+        made = [by_iter[i] for i in db.model_iterations(run_id, model) if i in by_iter]
+        out.append(
+            ModelSummary(
+                model=model,
+                calls=int(u["calls"]),
+                errors=int(u["errors"]),
+                retried=int(u["retried"]),
+                input_tokens=int(u["input_tokens"] or 0),
+                output_tokens=int(u["output_tokens"] or 0),
+                cost_usd=float(u["cost_usd"] or 0.0),
+                mean_latency_s=float(u["mean_latency_s"] or 0.0),
+                children=len(made),
+                failed=sum(1 for c in made if c.status.is_failure),
+                improved=sum(1 for c in made if _improves(c, by_id.get(c.parent_id or ""), primary, problem)),
+            )
+        )
+    return out
+
+
+def _usage_tables(models: Sequence[ModelSummary]) -> Group:
     """Per model: its calls (errors, retried attempts, tokens, cost, latency), then the children
     made from its replies (how many failed, how many beat their parent). Two tables, so that
     every figure fits an 80-column terminal, or a pipe, which rich gives 80 columns."""
@@ -146,18 +174,13 @@ def _usage_table(db: Database, run_id: str, by_iter: dict[int, Program], primary
     children.add_column("model", no_wrap=True)
     for col in ("children", "failed", "improved", "improved share"):
         children.add_column(col, justify="right")
-    by_id = {p.id: p for p in by_iter.values()}
-    for u in db.llm_usage(run_id):
-        model = str(u["model"])
+    for m in models:
         calls.add_row(
-            model, str(u["calls"]), str(u["errors"]), str(u["retried"]), _count(u["input_tokens"]),
-            _count(u["output_tokens"]), f"{u['cost_usd'] or 0:.3g}", f"{u['mean_latency_s'] or 0:.2f}",
+            m.model, str(m.calls), str(m.errors), str(m.retried), _count(m.input_tokens),
+            _count(m.output_tokens), f"{m.cost_usd:.3g}", f"{m.mean_latency_s:.2f}",
         )
-        made = [by_iter[i] for i in db.model_iterations(run_id, model) if i in by_iter]
-        failed = sum(1 for c in made if c.status.is_failure)
-        better = sum(1 for c in made if _improves(c, by_id.get(c.parent_id or ""), primary, problem))
-        share = f"{better / len(made):.0%}" if made else "-"
-        children.add_row(model, str(len(made)), str(failed), str(better), share)
+        share = f"{m.improved / m.children:.0%}" if m.children else "-"
+        children.add_row(m.model, str(m.children), str(m.failed), str(m.improved), share)
     return Group(calls, children)
 
 
@@ -259,10 +282,15 @@ def lineage_html(chain: list[Program], primary: str, *, run_id: str) -> str:
 
 
 def run_html(db: Database, run_id: str) -> str:
-    """The run's page: score over iterations and the archive maps (see :mod:`evolve.runpage`)."""
+    """The run's page: score over iterations, the archive maps, what the model calls cost (see
+    :mod:`evolve.runpage`)."""
     row = _run_row(db, run_id)
     islands = int(row.config.get("search", {}).get("islands", 1))
-    return run_page(run_id, db.programs(run_id), run_problem(db, run_id), islands)
+    programs, problem = db.programs(run_id), run_problem(db, run_id)
+    return run_page(
+        run_id, programs, problem, islands,
+        spend=db.llm_spend(run_id), models=model_summaries(db, run_id, programs, problem),
+    )
 
 
 def problems_table() -> RenderableType:

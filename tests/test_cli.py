@@ -57,6 +57,8 @@ def test_init_run_status_best_lineage_eval(tmp_path: Path) -> None:
     assert report.returncode == 0, report.stderr
     run_page = (tmp_path / "run.html").read_text()
     assert "<svg" in run_page and "island 0:" in run_page and "evaluated" in run_page
+    # The offline mutator has no price: the score is drawn against the tokens of its prompts.
+    assert "<h2>Cost</h2>" in run_page and "tokens spent on model calls" in run_page
 
 
 def test_eval_reports_a_failing_program_with_exit_0(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from rich.console import Console
 from evolve.app import build_controller, start_run
 from evolve.config import RunConfig
 from evolve.problem import Problem
-from evolve.report import run_status
+from evolve.report import run_html, run_status
 from evolve.testing.wire_server import FailureMix, WireServer
 
 
@@ -73,6 +73,13 @@ async def test_local_server_with_failures_and_garbage_completes_and_reports_kind
     assert children[0][2] == str(sum(n for st, n in counts.items() if st not in ("evaluated", "duplicate")))
     calls = [r for r in narrow_rows if r[:1] == ["qwen-local"] and len(r) == 8]
     assert len(calls) == 1 and calls[0][3] == str(usage[0]["retried"])
+    # The run page draws the score against the dollars spent: every call's cost, summed.
+    spend = db.llm_spend("w")
+    assert len(spend) == usage[0]["calls"] and {i for i, _, _ in spend} <= set(range(1, 25))
+    total = sum(c for _, c, _ in spend)
+    assert abs(total - usage[0]["cost_usd"]) < 1e-12
+    page = run_html(db, "w")
+    assert "score against spend" in page and f"${total:.4g}" in page and ">qwen-local<" in page
     db.close()
 
 

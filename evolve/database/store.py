@@ -463,6 +463,21 @@ class Database:
             rows = [dict(zip(keys, row, strict=True)) for row in s.execute(q)]
         return [{**row, "retried": retried.get(row["model"], 0)} for row in rows]
 
+    def llm_spend(self, run_id: str) -> list[tuple[int, float, int]]:
+        """Every model call of the run as (iteration, cost in USD, tokens in and out), in the
+        order they were written."""
+        with self._tx() as s:
+            q = (
+                select(
+                    LLMCallRow.iteration,
+                    LLMCallRow.cost_usd,
+                    LLMCallRow.input_tokens + LLMCallRow.output_tokens,
+                )
+                .where(LLMCallRow.run_id == run_id)
+                .order_by(LLMCallRow.id)
+            )
+            return [(int(i), float(c or 0.0), int(t or 0)) for i, c, t in s.execute(q)]
+
     def llm_failures(self, run_id: str) -> list[dict[str, Any]]:
         """Failures of model calls by model and kind: attempts that were retried, and calls
         that failed in the end (after their retries, or not retryable)."""
