@@ -19,7 +19,9 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from evaluators.base import Evaluator
 from evaluators.local import LocalEvaluator
+from evaluators.ray_pool import RayEvaluator
 from evolve.config import RunConfig, validate_config
 from evolve.controller import Controller, Progress, RunSummary
 from evolve.database import Database
@@ -116,7 +118,11 @@ def build_controller(
     llm = build_replay(config) if config.llm.provider == "replay" else build_llm(
         config.llm, seed=config.seed, environ=os.environ
     )
-    evaluator = LocalEvaluator(problem, config.evaluator)
+    evaluator: Evaluator
+    if config.evaluator.backend == "ray":
+        evaluator = RayEvaluator(problem, config.evaluator)
+    else:
+        evaluator = LocalEvaluator(problem, config.evaluator)
     return Controller(
         run_id=run_id,
         problem=problem,

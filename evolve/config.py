@@ -20,8 +20,21 @@ class _Cfg(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class RayConfig(_Cfg):
+    """Where ``evaluator.backend: ray`` runs its evaluation slots (one Ray actor each)."""
+
+    address: str | None = Field(
+        default=None,
+        description="null: start Ray on this machine; 'auto': the cluster this machine is part of; "
+        "'HOST:PORT' (a head node) or 'ray://HOST:10001' (Ray Client)",
+    )
+    cpus_per_evaluation: float = Field(default=1.0, gt=0, description="CPUs Ray reserves for each slot")
+    namespace: str = Field(default="evolve", min_length=1)
+    start_timeout_s: float = Field(default=300.0, gt=0, description="for the cluster to place every slot")
+
+
 class EvaluatorConfig(_Cfg):
-    backend: Literal["local"] = "local"
+    backend: Literal["local", "ray"] = "local"
     concurrency: int | None = Field(default=None, ge=1, description="default: CPU count")
     isolation: Literal["auto", "bwrap", "process"] = "auto"
     python: str | None = Field(default=None, description="interpreter for candidates")
@@ -29,6 +42,7 @@ class EvaluatorConfig(_Cfg):
         default="warm", description="warm: fork from a template with imports done; cold: fresh interpreter"
     )
     scorer_timeout_s: float = Field(default=60.0, gt=0, description="per call of the trusted scorer")
+    ray: RayConfig = Field(default_factory=RayConfig, description="backend: ray only")
 
     def resolved_concurrency(self) -> int:
         return self.concurrency or os.cpu_count() or 1
