@@ -26,7 +26,7 @@ from evolve.config import EvaluatorConfig, RunConfig
 from evolve.errors import UserError
 from evolve.problem import Problem, load_problem
 from evolve.records import Status
-from tests.evaluators.processes import marked_pids, wait_dead, wait_marked
+from tests.evaluators.processes import marked_pids, spawner, wait_dead, wait_marked
 
 # Ray starts local clusters with token authentication, and a driver that connects by address
 # sends the token only when told to, as a user of such a cluster does: before Ray is imported,
@@ -84,17 +84,6 @@ def _config(address: str | None, **over: Any) -> EvaluatorConfig:
     return EvaluatorConfig.model_validate({"backend": "ray", "ray": {"address": address}, **over})
 
 
-def _spawner(marker: str) -> str:
-    """A candidate that names itself ``marker``, starts a sleeping child, then sleeps."""
-    return (
-        "import ctypes, subprocess, sys, time\n"
-        "def run():\n"
-        f"    ctypes.CDLL(None).prctl(15, {marker.encode()!r})\n"
-        f"    subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', {marker!r}])\n"
-        "    time.sleep(60)\n"
-    )
-
-
 async def test_candidates_on_ray_are_scored_and_see_none_of_the_workers_env(on_cluster: RayEvaluator) -> None:
     code = (
         "import os\n"
@@ -111,14 +100,14 @@ async def test_candidates_on_ray_are_scored_and_see_none_of_the_workers_env(on_c
 
 async def test_a_candidate_on_ray_is_killed_with_its_tree_at_its_limit(on_cluster: RayEvaluator) -> None:
     marker = f"evtest-{uuid.uuid4().hex[:6]}"
-    result = await on_cluster.evaluate(_spawner(marker))  # the toy problem's limit: 3 s
+    result = await on_cluster.evaluate(spawner(marker))  # the toy problem's limit: 3 s
     assert result.status is Status.TIMEOUT
     assert await wait_marked(marker, count=0, within_s=2.0), marked_pids(marker)
 
 
 async def test_cancelling_a_call_kills_the_candidate_on_its_node(on_cluster: RayEvaluator) -> None:
     marker = f"evtest-{uuid.uuid4().hex[:6]}"
-    task = asyncio.create_task(on_cluster.evaluate(_spawner(marker)))
+    task = asyncio.create_task(on_cluster.evaluate(spawner(marker)))
     assert await wait_marked(marker, count=2, within_s=10.0)  # the candidate and its child
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

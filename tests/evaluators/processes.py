@@ -114,3 +114,14 @@ def suite_processes() -> list[str]:
         if descends_from_me(pid) or "evtest-" in cmdline or sandbox_uid:
             left.append(f"{pid} uid={uid} ppid={parents[pid]} {cmdline[:120]}")
     return left
+
+
+def spawner(marker: str) -> str:
+    """A candidate that names itself ``marker``, starts a sleeping child, then sleeps."""
+    return (
+        "import ctypes, subprocess, sys, time\n"
+        "def run():\n"
+        f"    ctypes.CDLL(None).prctl(15, {marker.encode()!r})\n"
+        f"    subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', {marker!r}])\n"
+        "    time.sleep(60)\n"
+    )

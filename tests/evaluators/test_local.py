@@ -15,7 +15,7 @@ from evaluators.local import LocalEvaluator
 from evaluators.scorer import ScorerLoadError
 from evolve.problem import Problem
 from evolve.records import Status
-from tests.evaluators.processes import marked_pids, wait_marked
+from tests.evaluators.processes import marked_pids, spawner, wait_marked
 
 
 async def test_returned_output_is_scored_with_feedback(evaluator: LocalEvaluator) -> None:
@@ -173,17 +173,6 @@ async def test_output_is_truncated_with_a_marker(evaluator: LocalEvaluator) -> N
     assert len(result.stdout_tail) < 9 * 1024
 
 
-def _spawner(marker: str) -> str:
-    """A candidate that names itself ``marker``, starts a sleeping child, then sleeps."""
-    return (
-        "import ctypes, subprocess, sys, time\n"
-        "def run():\n"
-        f"    ctypes.CDLL(None).prctl(15, {marker.encode()!r})\n"
-        f"    subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', {marker!r}])\n"
-        "    time.sleep(60)\n"
-    )
-
-
 @pytest.mark.parametrize("mode", ["warm", "cold"])
 async def test_timeout_kills_whole_process_tree(
     make_problem: Callable[..., Problem], evaluator_for: Callable[..., LocalEvaluator], mode: str
@@ -191,7 +180,7 @@ async def test_timeout_kills_whole_process_tree(
     marker = f"evtest-{uuid.uuid4().hex[:6]}"
     ev = evaluator_for(make_problem(limits={"timeout_s": 1}), mode=mode)
     try:
-        result = await ev.evaluate(_spawner(marker))
+        result = await ev.evaluate(spawner(marker))
         assert result.status is Status.TIMEOUT
         assert await wait_marked(marker, count=0, within_s=1.0), marked_pids(marker)
     finally:
@@ -205,7 +194,7 @@ async def test_cancelling_evaluate_kills_the_candidate(
     marker = f"evtest-{uuid.uuid4().hex[:6]}"
     ev = evaluator_for(toy_problem, mode=mode)
     try:
-        task = asyncio.create_task(ev.evaluate(_spawner(marker)))
+        task = asyncio.create_task(ev.evaluate(spawner(marker)))
         assert await wait_marked(marker, count=2, within_s=3.0)  # the candidate and its child
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
