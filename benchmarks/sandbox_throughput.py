@@ -1,6 +1,11 @@
 """Candidates per second through the local evaluator: trivial and numpy programs, cold vs warm.
 
-Usage: ``python benchmarks/sandbox_throughput.py [--n 40] [--isolation auto] [--concurrency 1]``
+Usage: ``python benchmarks/sandbox_throughput.py [--n 40] [--isolation auto] [--concurrency 1]
+[--backend local|ray]``
+
+With ``--backend ray`` the same evaluations go through the Ray evaluator, on a Ray instance it
+starts on this machine (one actor per slot, each holding the local sandbox): the difference to
+the local figures is what Ray's task round trip adds per candidate.
 
 Each figure is the full ``evaluate()`` round trip (sandbox start, candidate run, trusted scorer),
 measured after one warm-up evaluation so that the sandbox probe and worker start-up are not
@@ -18,6 +23,7 @@ import time
 from pathlib import Path
 
 from evaluators.local import LocalEvaluator
+from evaluators.ray_pool import RayEvaluator
 from evolve.config import EvaluatorConfig
 from evolve.problem import load_problem
 
@@ -37,11 +43,15 @@ PROGRAMS = {
 }
 
 
-async def measure(root: Path, code: str, mode: str, isolation: str, n: int, conc: int) -> float:
+async def measure(root: Path, code: str, mode: str, isolation: str, n: int, conc: int, backend: str) -> float:
     """Candidates per second for ``n`` evaluations of ``code``."""
     problem = load_problem(root)
-    config = EvaluatorConfig(concurrency=conc, isolation=isolation, mode=mode)  # type: ignore[arg-type]
-    evaluator = LocalEvaluator(problem, config)
+    config = EvaluatorConfig.model_validate(
+        {"backend": backend, "concurrency": conc, "isolation": isolation, "mode": mode}
+    )
+    evaluator: LocalEvaluator | RayEvaluator = (
+        RayEvaluator(problem, config) if backend == "ray" else LocalEvaluator(problem, config)
+    )
     try:
         for _ in range(conc):
             warmup = await evaluator.evaluate(code)
@@ -50,7 +60,8 @@ async def measure(root: Path, code: str, mode: str, isolation: str, n: int, conc
         results = await asyncio.gather(*(evaluator.evaluate(code) for _ in range(n)))
         elapsed = time.perf_counter() - start
         assert all(r.ok for r in results), [r.error for r in results if not r.ok][:1]
-        kind = evaluator.isolation.kind if evaluator.isolation else "?"
+        isolation_used = getattr(evaluator, "isolation", None)
+        kind = isolation_used.kind if isolation_used else backend
     finally:
         await evaluator.aclose()
     rate = n / elapsed
@@ -64,6 +75,7 @@ async def main() -> None:
     parser.add_argument("--isolation", default="auto", choices=["auto", "bwrap", "process"])
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=3, help="take the median of this many runs")
+    parser.add_argument("--backend", default="local", choices=["local", "ray"])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "bench"
@@ -72,11 +84,11 @@ async def main() -> None:
         (root / "initial.py").write_text(PROGRAMS["trivial"])
         (root / "scorer.py").write_text(SCORER)
         for name, code in PROGRAMS.items():
-            print(f"{name} program (concurrency {args.concurrency}, n={args.n}):")
+            print(f"{name} program ({args.backend}, concurrency {args.concurrency}, n={args.n}):")
             rates = {}
             for mode in ("cold", "warm"):
                 runs = [
-                    await measure(root, code, mode, args.isolation, args.n, args.concurrency)
+                    await measure(root, code, mode, args.isolation, args.n, args.concurrency, args.backend)
                     for _ in range(args.repeat)
                 ]
                 rates[mode] = statistics.median(runs)
