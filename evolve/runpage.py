@@ -173,7 +173,8 @@ def archive_maps(programs: Sequence[Program], problem: Problem, islands: int) ->
 
 
 def model_table(models: Sequence[ModelSummary]) -> str:
-    """Per model: calls, tokens, cost, and what the cost bought (children that beat their parent)."""
+    """Per model: calls, tokens, cost, and what the cost bought (children that beat their parent;
+    no price per improvement for a model without a price)."""
     if not models:
         return "<p>no model calls recorded</p>"
     head = "".join(
@@ -184,7 +185,7 @@ def model_table(models: Sequence[ModelSummary]) -> str:
     rows = "".join(
         f"<tr><td>{html.escape(m.model)}</td><td>{m.calls}</td><td>{m.errors}</td><td>{m.input_tokens:,}</td>"
         f"<td>{m.output_tokens:,}</td><td>{m.cost_usd:.4g}</td><td>{m.children}</td><td>{m.improved}</td>"
-        f"<td>{f'{m.cost_usd / m.improved:.4g}' if m.improved else '-'}</td></tr>"
+        f"<td>{f'{m.cost_usd / m.improved:.4g}' if m.improved and m.cost_usd > 0 else '-'}</td></tr>"
         for m in models
     )
     return f"<table><tr>{head}</tr>{rows}</table>"

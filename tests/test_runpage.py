@@ -72,5 +72,8 @@ def test_the_model_table_shows_the_price_of_an_improvement(toy: Problem) -> None
     cells = [re.findall(r"<td>(.*?)</td>", r) for r in rows[1:]]
     assert cells[0] == ["big", "10", "1", "12,000", "3,000", "2", "10", "4", "0.5"]
     assert cells[1][0] == "small" and cells[1][-1] == "-"  # no improvement bought
+    free = ModelSummary("local", calls=5, errors=0, retried=0, input_tokens=600, output_tokens=90,
+                        cost_usd=0.0, mean_latency_s=1.0, children=5, failed=1, improved=2)
+    assert re.findall(r"<td>(.*?)</td>", model_table([free]))[-1] == "-"  # no price, no $ figure
     page = run_page("r", [_program(0, 10.0), _program(1, 8.0)], toy, 1, spend=[(1, 2.1, 100)], models=models)
     assert "<h2>Cost</h2>" in page and table in page
