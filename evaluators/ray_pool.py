@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -69,15 +70,14 @@ class EvaluationWorker:
     """One evaluation slot on a node (made a Ray actor by :class:`RayEvaluator`): the problem
     written to a private directory, and a one-slot local evaluator for it."""
 
-    def __init__(self, files: dict[str, bytes], config: dict[str, Any]) -> None:
+    def __init__(self, files: dict[str, bytes], config: EvaluatorConfig) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="evolve-ray-"))
         root = self._dir / "problem"
         for rel, data in files.items():
             target = root / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
-        local = EvaluatorConfig.model_validate({**config, "backend": "local", "concurrency": 1})
-        self._evaluator = LocalEvaluator(load_problem(root), local)
+        self._evaluator = LocalEvaluator(load_problem(root), config)
 
     def ready(self) -> bool:
         return True
@@ -151,7 +151,7 @@ class RayEvaluator:
         self._actors.clear()
         self._started = False
         if self._owns_ray:
-            ray.shutdown()
+            await asyncio.to_thread(ray.shutdown)
 
     # -- internals ------------------------------------------------------------------------------
     async def _start(self) -> None:
@@ -163,17 +163,8 @@ class RayEvaluator:
             ray = _import_ray()
             settings = self._config.ray
             if not ray.is_initialized():
-                # A Ray started here serves this run only: no dashboard. (Ray binds its ports on
-                # every interface; since 2.5x its clusters require the token in ~/.ray.)
-                here = {"include_dashboard": False}
                 try:
-                    ray.init(
-                        address=settings.address,
-                        namespace=settings.namespace,
-                        log_to_driver=False,
-                        configure_logging=False,
-                        **(here if settings.address is None else {}),
-                    )
+                    await asyncio.to_thread(_init_ray, ray, settings.address, settings.namespace)
                 except Exception as exc:  # ConnectionError, RuntimeError, ValueError by cause
                     where = settings.address or "a new Ray instance on this machine"
                     raise UserError(f"evaluator.ray.address: cannot start or reach Ray ({where}): {exc}") from exc
@@ -208,7 +199,7 @@ class RayEvaluator:
             self._started = True
 
     def _new_actor(self) -> Any:
-        local = self._config.model_dump(exclude={"ray", "backend", "concurrency"})
+        local = self._config.model_copy(update={"backend": "local", "concurrency": 1})
         return self._remote.options(num_cpus=self._config.ray.cpus_per_evaluation, max_restarts=0).remote(
             self._files_ref, local
         )
@@ -234,8 +225,31 @@ class RayEvaluator:
                 self._ray.kill(actor)
         self._actors.clear()
         if self._owns_ray:
-            self._ray.shutdown()
+            await asyncio.to_thread(self._ray.shutdown)
             self._owns_ray = False
+
+
+class _NoSigtermNotice(logging.Filter):
+    """Drops Ray's notice that it set no SIGTERM handler: it is started off the main thread on
+    purpose, so that it neither blocks the event loop nor replaces this process's handling of
+    SIGTERM with its own ``sys.exit``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "SIGTERM handler is not set" not in record.getMessage()
+
+
+def _init_ray(ray: Any, address: str | None, namespace: str) -> None:
+    """``ray.init`` (blocking: run it in a thread). A Ray started here serves this run only, so
+    without a dashboard; Ray binds its ports on every interface, and its clusters require a
+    token (``~/.ray/auth_token``)."""
+    here = {"include_dashboard": False} if address is None else {}
+    notice = _NoSigtermNotice()
+    worker_log = logging.getLogger("ray._private.worker")
+    worker_log.addFilter(notice)
+    try:
+        ray.init(address=address, namespace=namespace, log_to_driver=False, configure_logging=False, **here)
+    finally:
+        worker_log.removeFilter(notice)
 
 
 def _import_ray() -> Any:
