@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -31,8 +32,10 @@ from evolve.errors import UserError
 from evolve.problem import Problem, load_problem
 from evolve.records import EvalResult
 
-__all__ = ["EvaluationWorker", "RayEvaluator", "problem_files"]
+__all__ = ["EvaluationWorker", "RayEvaluator", "problem_files", "sweep_dead_workers"]
 
+#: Each worker's copy of the problem lives in ``<tmp>/<prefix><pid>-<random>``.
+WORKER_DIR_PREFIX = "evolve-ray-"
 #: A problem folder bigger than this is not shipped through the object store.
 MAX_PROBLEM_BYTES = 64 * 1024 * 1024
 #: How long a cancelled call waits for its Ray task to end (the candidate killed).
@@ -66,12 +69,36 @@ def _problem_paths(root: Path) -> Iterator[Path]:
             yield path
 
 
+def sweep_dead_workers(tmp: Path) -> list[Path]:
+    """Remove the problem copies of workers on this node that died without closing (a lost
+    driver, a killed worker); the removed directories.
+
+    Only directories of this user, named after a process that no longer exists, are touched
+    (the workers sharing a temporary directory are assumed to share a PID namespace, as on one
+    node).
+    """
+    removed = []
+    for path in tmp.glob(f"{WORKER_DIR_PREFIX}*-*"):
+        pid = path.name[len(WORKER_DIR_PREFIX):].split("-", 1)[0]
+        try:
+            if not pid.isdigit() or path.is_symlink() or path.stat().st_uid != os.getuid():
+                continue
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        except OSError:  # alive under another user (EPERM), or the directory went away
+            continue
+    return removed
+
+
 class EvaluationWorker:
     """One evaluation slot on a node (made a Ray actor by :class:`RayEvaluator`): the problem
     written to a private directory, and a one-slot local evaluator for it."""
 
     def __init__(self, files: dict[str, bytes], config: EvaluatorConfig) -> None:
-        self._dir = Path(tempfile.mkdtemp(prefix="evolve-ray-"))
+        sweep_dead_workers(Path(tempfile.gettempdir()))
+        self._dir = Path(tempfile.mkdtemp(prefix=f"{WORKER_DIR_PREFIX}{os.getpid()}-"))
         root = self._dir / "problem"
         for rel, data in files.items():
             target = root / rel

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from evaluators.ray_pool import RayEvaluator, problem_files
+from evaluators.ray_pool import WORKER_DIR_PREFIX, RayEvaluator, problem_files, sweep_dead_workers
 from evolve.app import build_controller, start_run
 from evolve.config import EvaluatorConfig, RunConfig
 from evolve.errors import UserError
@@ -190,3 +190,15 @@ def test_the_problem_travels_without_caches_or_hidden_files(tmp_path: Path) -> N
     (root / "__pycache__" / "scorer.cpython-311.pyc").write_bytes(b"\0")
     (root / ".git" / "HEAD").write_text("ref\n")
     assert problem_files(root) == {"data/table.csv": b"1,2\n", "problem.yaml": b"name: p\n"}
+
+
+def test_the_problem_copies_of_dead_workers_are_swept(tmp_path: Path) -> None:
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead, alive = int(gone.stdout), os.getpid()
+    stale = tmp_path / f"{WORKER_DIR_PREFIX}{dead}-abc"
+    live = tmp_path / f"{WORKER_DIR_PREFIX}{alive}-def"
+    other = tmp_path / f"{WORKER_DIR_PREFIX}notapid-x"
+    for path in (stale, live, other):
+        (path / "problem").mkdir(parents=True)
+    assert sweep_dead_workers(tmp_path) == [stale]
+    assert not stale.exists() and live.exists() and other.exists()
