@@ -161,6 +161,13 @@ class RayEvaluator:
                     actor = await self._replace(actor)
                     if attempt == 2:
                         raise RuntimeError(f"evaluator=ray: a worker died twice evaluating one candidate: {exc}") from exc
+                except self._ray.exceptions.RayTaskError as exc:
+                    # The local evaluator raised on the node (the problem's scorer cannot load, the
+                    # sandbox the config demands is missing there): that error, not Ray's wrapping.
+                    cause = getattr(exc, "cause", None)
+                    if isinstance(cause, UserError):
+                        raise cause from None
+                    raise
             raise AssertionError("unreachable")
         finally:
             self._idle.put_nowait(actor)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 
 from evaluators.ray_pool import WORKER_DIR_PREFIX, RayEvaluator, problem_files, sweep_dead_workers
+from evaluators.scorer import ScorerLoadError
 from evolve.app import build_controller, start_run
 from evolve.config import EvaluatorConfig, RunConfig
 from evolve.errors import UserError
@@ -145,6 +147,19 @@ def _ray_worker_above(pid: int) -> int:
         with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
             pid = int(fh.read().rsplit(")", 1)[1].split()[1])
     raise AssertionError("the candidate does not descend from a Ray worker")
+
+
+async def test_a_problem_error_on_a_node_arrives_as_it_does_locally(cluster: str, tmp_path: Path) -> None:
+    root = tmp_path / "toy"
+    shutil.copytree(TOY, root)
+    (root / "scorer.py").write_text("raise ImportError('no module named helpers')\n")
+    ev = RayEvaluator(load_problem(root), _config(cluster, concurrency=1))
+    try:
+        with pytest.raises(ScorerLoadError) as caught:
+            await ev.evaluate("def run():\n    return {'x': 1}\n")
+    finally:
+        await ev.aclose()
+    assert "no module named helpers" in str(caught.value) and "ray::" not in str(caught.value)
 
 
 async def test_a_run_on_ray_makes_the_same_programs_as_a_local_run(toy: Problem, tmp_path: Path) -> None:
