@@ -183,9 +183,11 @@ class RayEvaluator:
             with contextlib.suppress(Exception):
                 ray.kill(actor)
         self._actors.clear()
+        self._idle = asyncio.Queue()  # a later evaluate starts afresh
         self._started = False
         if self._owns_ray:
             await asyncio.to_thread(ray.shutdown)
+            self._owns_ray = False
 
     # -- internals ------------------------------------------------------------------------------
     async def _start(self) -> None:
