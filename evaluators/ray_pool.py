@@ -22,14 +22,13 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from evaluators.local import LocalEvaluator
 from evolve.config import EvaluatorConfig
 from evolve.errors import UserError
-from evolve.problem import Problem, load_problem
+from evolve.problem import Problem, load_problem, problem_file_paths
 from evolve.records import EvalResult
 
 __all__ = ["EvaluationWorker", "RayEvaluator", "problem_files", "sweep_dead_workers"]
@@ -43,14 +42,15 @@ CANCEL_WAIT_S = 30.0
 
 
 def problem_files(root: Path) -> dict[str, bytes]:
-    """Every file of the problem folder by its relative path (caches and hidden files left out).
+    """Every file of the problem folder (:func:`~evolve.problem.problem_file_paths`) by its
+    relative path.
 
     Raises:
         UserError: the folder holds more than :data:`MAX_PROBLEM_BYTES`.
     """
     files: dict[str, bytes] = {}
     total = 0
-    for path in sorted(_problem_paths(root)):
+    for path in problem_file_paths(root):
         data = path.read_bytes()
         total += len(data)
         if total > MAX_PROBLEM_BYTES:
@@ -60,13 +60,6 @@ def problem_files(root: Path) -> dict[str, bytes]:
             )
         files[path.relative_to(root).as_posix()] = data
     return files
-
-
-def _problem_paths(root: Path) -> Iterator[Path]:
-    for path in root.rglob("*"):
-        parts = path.relative_to(root).parts
-        if path.is_file() and "__pycache__" not in parts and not any(p.startswith(".") for p in parts):
-            yield path
 
 
 def sweep_dead_workers(tmp: Path) -> list[Path]:
@@ -176,18 +169,11 @@ class RayEvaluator:
         """End every actor (each kills what it still runs), then Ray if this evaluator started it."""
         if not self._started:
             return
-        ray = self._ray
         with contextlib.suppress(Exception):
             await asyncio.gather(*(a.close.remote() for a in self._actors), return_exceptions=True)
-        for actor in self._actors:
-            with contextlib.suppress(Exception):
-                ray.kill(actor)
-        self._actors.clear()
+        await self._abandon()
         self._idle = asyncio.Queue()  # a later evaluate starts afresh
         self._started = False
-        if self._owns_ray:
-            await asyncio.to_thread(ray.shutdown)
-            self._owns_ray = False
 
     # -- internals ------------------------------------------------------------------------------
     async def _start(self) -> None:
@@ -256,6 +242,7 @@ class RayEvaluator:
             await asyncio.wait_for(asyncio.wrap_future(ref.future()), CANCEL_WAIT_S)
 
     async def _abandon(self) -> None:
+        """Kill every worker, and stop Ray if this evaluator started it."""
         for actor in self._actors:
             with contextlib.suppress(Exception):
                 self._ray.kill(actor)

@@ -226,12 +226,25 @@ def load_problem(name_or_path: str | Path) -> Problem:
     )
 
 
+def problem_file_paths(root: Path) -> list[Path]:
+    """The files that make up the problem folder, sorted: all of them but caches and hidden
+    files (``__pycache__``, ``.git``, an editor's or a file manager's droppings). What the
+    fingerprint covers, and what the Ray workers receive."""
+    return sorted(
+        path
+        for path in root.rglob("*")
+        if path.is_file()
+        and "__pycache__" not in (parts := path.relative_to(root).parts)
+        and not any(p.startswith(".") for p in parts)
+    )
+
+
 def fingerprint_dir(root: Path) -> str:
-    """sha256 over every file of the problem folder (names and bytes), caches excluded."""
+    """sha256 over every file of the problem folder (names and bytes): see
+    :func:`problem_file_paths`."""
     h = hashlib.sha256()
-    for f in sorted(root.rglob("*")):
-        if f.is_file() and "__pycache__" not in f.parts:
-            h.update(str(f.relative_to(root)).encode())
-            h.update(b"\0")
-            h.update(f.read_bytes())
+    for f in problem_file_paths(root):
+        h.update(str(f.relative_to(root)).encode())
+        h.update(b"\0")
+        h.update(f.read_bytes())
     return h.hexdigest()[:16]
