@@ -22,8 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from evaluators.local import LocalEvaluator
-from evaluators.ray_pool import RayEvaluator
+from evolve.app import build_evaluator
 from evolve.config import EvaluatorConfig
 from evolve.problem import load_problem
 
@@ -49,9 +48,7 @@ async def measure(root: Path, code: str, mode: str, isolation: str, n: int, conc
     config = EvaluatorConfig.model_validate(
         {"backend": backend, "concurrency": conc, "isolation": isolation, "mode": mode}
     )
-    evaluator: LocalEvaluator | RayEvaluator = (
-        RayEvaluator(problem, config) if backend == "ray" else LocalEvaluator(problem, config)
-    )
+    evaluator = build_evaluator(problem, config)
     try:
         for _ in range(conc):
             warmup = await evaluator.evaluate(code)

@@ -22,7 +22,7 @@ from omegaconf.errors import OmegaConfBaseException
 from evaluators.base import Evaluator
 from evaluators.local import LocalEvaluator
 from evaluators.ray_pool import RayEvaluator
-from evolve.config import RunConfig, validate_config
+from evolve.config import EvaluatorConfig, RunConfig, validate_config
 from evolve.controller import Controller, Progress, RunSummary
 from evolve.database import Database
 from evolve.errors import UserError
@@ -118,11 +118,7 @@ def build_controller(
     llm = build_replay(config) if config.llm.provider == "replay" else build_llm(
         config.llm, seed=config.seed, environ=os.environ
     )
-    evaluator: Evaluator
-    if config.evaluator.backend == "ray":
-        evaluator = RayEvaluator(problem, config.evaluator)
-    else:
-        evaluator = LocalEvaluator(problem, config.evaluator)
+    evaluator = build_evaluator(problem, config.evaluator)
     return Controller(
         run_id=run_id,
         problem=problem,
@@ -133,6 +129,13 @@ def build_controller(
         prompts=PromptBuilder(problem),
         on_progress=on_progress,
     )
+
+
+def build_evaluator(problem: Problem, config: EvaluatorConfig) -> Evaluator:
+    """The evaluation backend ``config.backend`` names, for ``problem``."""
+    if config.backend == "ray":
+        return RayEvaluator(problem, config)
+    return LocalEvaluator(problem, config)
 
 
 def build_replay(config: RunConfig) -> LLM:
