@@ -12,6 +12,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 from evolve.problem import Problem
 from evolve.records import Program, Status
@@ -73,10 +74,8 @@ def spend_chart(programs: Sequence[Program], problem: Problem, spend: Sequence[t
     for iteration, c, t in spend:
         by_iteration[iteration] = by_iteration.get(iteration, 0.0) + (c if cost > 0 else float(t))
     last = max([p.iteration for p in programs] + list(by_iteration), default=0)
-    spent, total = [], 0.0  # spent[i]: what iterations 0..i cost
-    for i in range(last + 1):
-        total += by_iteration.get(i, 0.0)
-        spent.append(total)
+    spent = list(accumulate(by_iteration.get(i, 0.0) for i in range(last + 1)))  # iterations 0..i
+    total = spent[-1]
     primary = problem.spec.metrics.primary
     dots = [(spent[p.iteration], s) for p in programs if (s := p.score(primary)) is not None]
     steps = [(spent[i], s) for i, s in _best_so_far(programs, problem)]

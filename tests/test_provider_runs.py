@@ -56,18 +56,14 @@ async def test_local_server_with_failures_and_garbage_completes_and_reports_kind
     assert usage[0]["model"] == "qwen-local" and usage[0]["input_tokens"] > 0 and usage[0]["cost_usd"] > 0
     assert usage[0]["retried"] == failures["server"]["retried"]
     assert counts.get("llm_error", 0) == failures["server"]["failed"]
-    console = Console(record=True, width=200)
+    # Shown in an 80-column terminal (or a pipe, which rich gives 80 columns), no figure cut.
+    console = Console(record=True, width=80)
     console.print(run_status(db, "w"))
     text = console.export_text()
     assert "diff_error" in text and "qwen-local" in text
-    rows = [[c.strip() for c in ln.split("│") if c.strip()] for ln in text.splitlines()]
-    assert ["qwen-local", "server", str(failures["server"]["retried"]), str(failures["server"]["failed"])] in rows
-    # In an 80-column terminal (or a pipe, which rich gives 80 columns) no figure is cut.
-    narrow = Console(record=True, width=80)
-    narrow.print(run_status(db, "w"))
-    narrow_text = narrow.export_text()
-    assert "…" not in narrow_text
-    narrow_rows = [[c.strip() for c in ln.split("│") if c.strip()] for ln in narrow_text.splitlines()]
+    assert "…" not in text
+    narrow_rows = [[c.strip() for c in ln.split("│") if c.strip()] for ln in text.splitlines()]
+    assert ["qwen-local", "server", str(failures["server"]["retried"]), str(failures["server"]["failed"])] in narrow_rows
     children = [r for r in narrow_rows if r[:1] == ["qwen-local"] and len(r) == 5]
     assert len(children) == 1 and children[0][1] == "24"  # every iteration's child, by this model
     assert children[0][2] == str(sum(n for st, n in counts.items() if st not in ("evaluated", "duplicate")))

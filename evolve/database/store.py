@@ -444,7 +444,7 @@ class Database:
     def llm_usage(self, run_id: str) -> list[dict[str, Any]]:
         """Calls, tokens, cost, latency, errors (calls that failed) and retried failed attempts
         per model."""
-        retried = {model: n for model, n in self._retries_by(run_id, LLMCallRow.model)}
+        retried = dict(self._retries_by(run_id, LLMCallRow.model))
         with self._tx() as s:
             q = (
                 select(
