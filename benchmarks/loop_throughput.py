@@ -232,7 +232,8 @@ async def drive(cfg: RunConfig, *, resume_db: Database | None = None, server_pid
     """Run to completion; time from the first new iteration applied to the last one, so that
     start-up (sandbox workers, replaying a large database) is not counted per iteration."""
     if resume_db is None:
-        _loc, problem, db = start_run(cfg)
+        opened = start_run(cfg)
+        problem, db = opened.problem, opened.db
     else:
         problem, db = load_problem(cfg.problem), resume_db
     marks: list[tuple[int, float]] = []  # (applied, wall clock) at each progress report
@@ -261,7 +262,8 @@ async def drive(cfg: RunConfig, *, resume_db: Database | None = None, server_pid
 
 def prefill(cfg: RunConfig, n: int) -> Database:
     """A run whose database already holds ``n`` evaluated programs."""
-    _loc, problem, db = start_run(cfg)
+    opened = start_run(cfg)
+    problem, db = opened.problem, opened.db
     run_id = cfg.run_name or ""
     base = problem.initial_code
     rows = []
@@ -289,7 +291,8 @@ def sample_program(problem: Problem, run_id: str, i: int) -> Program:
 async def pieces(runs: Path, url: str, n: int) -> dict[str, float]:
     """CPU per call of each piece, alone and in sequence, in this process (ms)."""
     cfg = config(runs, "pieces", url, 1, 1)
-    _loc, problem, db = start_run(cfg)
+    opened = start_run(cfg)
+    problem, db = opened.problem, opened.db
     parent = sample_program(problem, "pieces", 0)
     messages = PromptBuilder(problem).render(PromptContext(parent=parent, mode="diff"))
     request = LLMRequest(messages=messages, mode="diff", parent_code=parent.code or "")

@@ -177,6 +177,8 @@ class ScorerPool:
         kind = reply.get("kind")
         if kind == "rejected":
             return ScoreOutcome(Status.REJECTED, message=str(reply.get("message", "")))
+        if kind == "crash":
+            return ScoreOutcome(Status.SCORER_ERROR, message=str(reply.get("message", "")))
         if kind != "ok":
             return ScoreOutcome(Status.BAD_OUTPUT, message=str(reply.get("message", "")))
         checked = check_metrics(reply.get("metrics"), self._primary)

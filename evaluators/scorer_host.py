@@ -19,6 +19,7 @@ import json
 import math
 import os
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -65,7 +66,7 @@ def _score(fn: Callable[..., Any], params: set[str], request: dict[str, Any]) ->
         name = type(exc).__name__
         if name == "Rejected" and type(exc).__module__ == "evolve.scoring":
             return {"kind": "rejected", "message": str(exc)}
-        return {"kind": "error", "message": f"the scorer raised {name}: {exc}"}
+        return {"kind": "crash", "message": f"the scorer raised {name}: {exc}\n{traceback.format_exc()}"}
     feedback = ""
     if isinstance(result, tuple) and len(result) == 2:
         result, feedback = result

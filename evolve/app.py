@@ -6,9 +6,13 @@ the evaluator and the prompts. Everything below it receives its collaborators.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import os
 import re
-from collections.abc import Callable, Sequence
+import signal
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +29,10 @@ from evaluators.ray_pool import RayEvaluator
 from evolve.config import EvaluatorConfig, RunConfig, validate_config
 from evolve.controller import Controller, Progress, RunSummary
 from evolve.database import Database
-from evolve.errors import UserError
+from evolve.database.lease import RunLease
+from evolve.database.models import RunRow
+from evolve.database.store import RunExists, describe_url
+from evolve.errors import UserError, one_line
 from evolve.llm.base import LLM
 from evolve.llm.factory import build_llm
 from evolve.llm.replay import ReplayLLM, prompt_key
@@ -34,6 +41,7 @@ from evolve.problem import Problem, load_problem
 from evolve.prompts import PromptBuilder
 
 DB_FILE = "evolve.db"
+log = logging.getLogger(__name__)
 
 
 def config_dir() -> Path:
@@ -47,7 +55,7 @@ def compose_config(overrides: Sequence[str]) -> RunConfig:
             cfg = compose(config_name="config", overrides=list(overrides))
         raw = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     except (HydraException, OmegaConfBaseException) as exc:
-        raise UserError(_one_line(exc)) from exc
+        raise UserError(one_line(exc)) from exc
     assert isinstance(raw, dict)
     return validate_config({str(k): v for k, v in raw.items()})
 
@@ -61,14 +69,9 @@ def apply_overrides(stored: dict[str, Any], overrides: Sequence[str]) -> RunConf
         merged = OmegaConf.merge(OmegaConf.create(stored), OmegaConf.from_dotlist(list(overrides)))
         raw = OmegaConf.to_container(merged, resolve=True)
     except OmegaConfBaseException as exc:
-        raise UserError(_one_line(exc)) from exc
+        raise UserError(one_line(exc)) from exc
     assert isinstance(raw, dict)
     return validate_config({str(k): v for k, v in raw.items()})
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 @dataclass(frozen=True)
@@ -78,18 +81,35 @@ class RunLocation:
     db_url: str
 
 
-def new_run_location(config: RunConfig, problem: Problem) -> RunLocation:
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    run_id = config.run_name or f"{problem.name}-{stamp}"
-    if not re.fullmatch(r"[A-Za-z0-9._-]+", run_id):
-        raise UserError(f"run_name: use letters, digits, '.', '_' and '-' only, got {run_id!r}")
-    run_dir = Path(config.runs_dir) / run_id
-    if config.database.url is None:
-        if (run_dir / DB_FILE).exists():
-            raise UserError(f"run_name: {run_dir} already exists; use 'evolve resume {run_dir}'")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        return RunLocation(run_id, run_dir, f"sqlite:///{(run_dir / DB_FILE).resolve()}")
-    return RunLocation(run_id, None, config.database.url)
+def run_names(config: RunConfig, problem: Problem) -> Iterator[str]:
+    """The name to give a new run: ``run_name`` if set, else ``<problem>-<UTC time>``, then the
+    same with ``-2``, ``-3``... for runs started in the same second."""
+    if config.run_name is not None:
+        if not re.fullmatch(r"[A-Za-z0-9._-]+", config.run_name):
+            raise UserError(f"run_name: use letters, digits, '.', '_' and '-' only, got {config.run_name!r}")
+        yield config.run_name
+        return
+    base = f"{problem.name}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
+    yield base
+    for n in range(2, 1000):
+        yield f"{base}-{n}"
+
+
+def _claim_run_dir(config: RunConfig, run_id: str) -> RunLocation | None:
+    """Create the run's folder, atomically: None if a run of that name exists already."""
+    runs = Path(config.runs_dir)
+    run_dir = runs / run_id
+    try:
+        runs.mkdir(parents=True, exist_ok=True)
+        run_dir.mkdir()
+    except FileExistsError:
+        if config.run_name is not None:
+            hint = f"use 'evolve resume {run_dir}'" if (run_dir / DB_FILE).exists() else "pick another run_name"
+            raise UserError(f"run_name: {run_dir} already exists; {hint}") from None
+        return None
+    except OSError as exc:
+        raise UserError(f"runs_dir: cannot create {run_dir}: {exc.strerror or exc}") from exc
+    return RunLocation(run_id, run_dir, f"sqlite:///{(run_dir / DB_FILE).resolve()}")
 
 
 def locate_run(run: str, db_url: str | None = None, runs_dir: str = "runs") -> RunLocation:
@@ -113,8 +133,12 @@ def build_controller(
     problem: Problem,
     db: Database,
     on_progress: Callable[[Progress], None] | None = None,
+    lease: RunLease | None = None,
+    started_at: float | None = None,
 ) -> Controller:
-    """Wire the model layer, the evaluator and the prompts into a controller."""
+    """Wire the model layer, the evaluator and the prompts into a controller (``lease``: the
+    run's lease, renewed by the controller's heartbeat; ``started_at``: the ``time.monotonic()``
+    the command began at, from which ``max_wall_time`` counts)."""
     llm = build_replay(config) if config.llm.provider == "replay" else build_llm(
         config.llm, seed=config.seed, environ=os.environ
     )
@@ -128,6 +152,8 @@ def build_controller(
         evaluator=evaluator,
         prompts=PromptBuilder(problem),
         on_progress=on_progress,
+        lease=lease,
+        started_at=started_at,
     )
 
 
@@ -175,45 +201,193 @@ def replay_config(loc: RunLocation, overrides: Sequence[str]) -> RunConfig:
 
 
 async def execute(controller: Controller) -> RunSummary:
-    """Run the controller and always release the model clients and sandbox workers."""
+    """Run the controller and always release the model clients and sandbox workers.
+
+    SIGTERM (Slurm, ``docker stop``, systemd) is handled like Ctrl-C: the run is cancelled,
+    recorded as ``interrupted`` and can be resumed.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+
+    def terminate() -> None:
+        controller.interrupt_reason = "terminated (SIGTERM)"
+        task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, terminate)
+        handled = True
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+        handled = False
     try:
         return await controller.run()
     finally:
+        if handled:
+            loop.remove_signal_handler(signal.SIGTERM)
         await controller.aclose()
 
 
-def start_run(config: RunConfig) -> tuple[RunLocation, Problem, Database]:
-    """Create the run folder and its database row."""
+@dataclass
+class OpenRun:
+    """A run this process holds: where it is, its problem, database and lease. ``fresh`` is
+    true for a run this process created (it is removed again if its start fails)."""
+
+    loc: RunLocation
+    config: RunConfig
+    problem: Problem
+    db: Database
+    lease: RunLease
+    fresh: bool
+
+    def close(self) -> None:
+        """Give the run up: release the lease, close the database."""
+        try:
+            self.lease.release()
+        except Exception as exc:  # a full disk or a lost server: the lease then expires
+            log.warning("could not release the run's lease: %s", one_line(exc))
+        finally:
+            self.db.close()
+
+    def discard(self) -> None:
+        """Remove a fresh run whose start failed (no initial program evaluated): no ghost."""
+        assert self.fresh
+        try:
+            self.db.delete_run(self.loc.run_id)
+        finally:
+            self.db.close()
+        if self.loc.run_dir is not None:
+            for leftover in [self.loc.run_dir / f"{DB_FILE}{suffix}" for suffix in ("", "-wal", "-shm", "-journal")]:
+                leftover.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                self.loc.run_dir.rmdir()  # only if nothing else is in it
+
+    def started(self) -> bool:
+        """Whether the run's initial program was evaluated (the run has really begun)."""
+        from evolve.controller import program_id
+
+        first = self.db.program(program_id(self.loc.run_id, 0))
+        return first is not None and first.status.value == "evaluated"
+
+
+def start_run(config: RunConfig) -> OpenRun:
+    """Create the run (its folder and database row) and take its lease."""
     problem = load_problem(config.problem)
-    loc = new_run_location(config, problem)
-    db = open_db(loc, echo=config.database.echo)
     stored = config.model_dump(mode="json")
     stored["problem"] = str(problem.root)
-    db.create_run(
-        loc.run_id,
-        problem=problem.name,
-        problem_root=str(problem.root),
-        fingerprint=problem.fingerprint,
-        config=stored,
-        seed=config.seed,
-    )
-    return loc, problem, db
+    for run_id in run_names(config, problem):
+        if config.database.url is None:
+            claimed = _claim_run_dir(config, run_id)
+            if claimed is None:
+                continue
+            loc = claimed
+        else:
+            loc = RunLocation(run_id, None, config.database.url)
+        db = open_db(loc, echo=config.database.echo)
+        try:
+            db.create_run(
+                loc.run_id,
+                problem=problem.name,
+                problem_root=str(problem.root),
+                fingerprint=problem.fingerprint,
+                config=stored,
+                seed=config.seed,
+            )
+        except RunExists:
+            db.close()
+            if config.run_name is not None:
+                raise UserError(f"run_name: run '{run_id}' already exists in {loc.db_url}; use 'evolve resume'") from None
+            continue
+        except BaseException:
+            db.close()
+            raise
+        lease = db.lease(loc.run_id)
+        lease.acquire()
+        return OpenRun(loc, config, problem, db, lease, fresh=True)
+    raise UserError(f"runs_dir: no free run name for {problem.name} in this second")  # pragma: no cover
 
 
-def reopen_run(
-    loc: RunLocation, overrides: Sequence[str], *, allow_changed_problem: bool = False
-) -> tuple[RunConfig, Problem, Database]:
-    """Load a run's stored config (plus overrides) and check its problem is unchanged."""
+def reopen_run(loc: RunLocation, overrides: Sequence[str], *, allow_changed_problem: bool = False) -> OpenRun:
+    """Take a run's lease, load its stored config (plus overrides) and check that resuming it
+    makes sense: same problem, unchanged files, iterations left to do."""
     db = open_db(loc)
-    row = db.get_run(loc.run_id)
-    if row is None:
-        raise UserError(f"RUN: the database {loc.db_url} has no run '{loc.run_id}'")
-    config = apply_overrides(row.config, overrides)
-    problem = load_problem(config.problem)
-    if problem.fingerprint != row.problem_fingerprint and not allow_changed_problem:
+    try:
+        row = db.get_run(loc.run_id)
+        if row is None:
+            raise UserError(f"RUN: the database {describe_url(loc.db_url)} has no run '{loc.run_id}'")
+        lease = db.lease(loc.run_id)
+        lease.acquire()
+    except BaseException:
+        db.close()
+        raise
+    try:
+        opened = OpenRun(loc, validate_config(row.config), load_problem_quietly(row), db, lease, fresh=False)
+    except BaseException:
+        lease.release()
+        db.close()
+        raise
+    try:
+        _check_resume(opened, row, overrides, allow_changed_problem)
+        config = opened.config
+        db.set_run_status(loc.run_id, "running", None, config=config.model_dump(mode="json"))
+    except BaseException:
+        opened.close()
+        raise
+    return opened
+
+
+def load_problem_quietly(row: RunRow) -> Problem:
+    """The run's problem as stored; its folder must still exist to resume."""
+    try:
+        return load_problem(row.config["problem"])
+    except UserError as exc:
+        raise UserError(f"run '{row.id}': cannot load its problem to resume: {exc}") from exc
+
+
+def _check_resume(opened: OpenRun, row: RunRow, overrides: Sequence[str], allow_changed_problem: bool) -> None:
+    stored, status = row.config, row.status
+    name = opened.loc.run_dir or opened.loc.run_id
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key.strip() == "problem" and value.strip() != str(stored.get("problem")):
+            raise UserError(
+                f"problem: a run keeps its problem (run '{opened.loc.run_id}' solves {opened.problem.name}); "
+                f"start a new run with: evolve run problem={value.strip()}"
+            )
+    config = apply_overrides(stored, overrides)
+    if opened.problem.fingerprint != row.problem_fingerprint and not allow_changed_problem:
         raise UserError(
-            f"{problem.root}: the problem's files changed since the run started "
+            f"{opened.problem.root}: the problem's files changed since the run started "
             "(pass --allow-changed-problem to resume anyway)"
         )
-    db.set_run_status(loc.run_id, "running", None, config=config.model_dump(mode="json"))
-    return config, problem, db
+    done = opened.db.last_iteration(opened.loc.run_id)
+    if done is not None and config.max_iterations < done:
+        raise UserError(
+            f"max_iterations: {config.max_iterations} is below the {done} iterations run '{opened.loc.run_id}' "
+            f"has done; to go on: evolve resume {name} max_iterations={2 * done}"
+        )
+    if status == "finished" and done is not None and config.max_iterations <= done:
+        raise UserError(
+            f"run '{opened.loc.run_id}' is finished ({done} of {config.max_iterations} iterations); "
+            f"extend it with: evolve resume {name} max_iterations={max(2 * done, done + 100)}"
+        )
+    opened.config = config
+
+
+
+def compare_replay(source: RunLocation, replayed: RunLocation) -> str:
+    """One line: whether a replay made the same programs as the run it replayed."""
+    src = open_db(source)
+    new = open_db(replayed)
+    try:
+        theirs = {p.iteration: (p.status.value, p.code_hash) for p in src.programs(source.run_id)}
+        ours = {p.iteration: (p.status.value, p.code_hash) for p in new.programs(replayed.run_id)}
+    finally:
+        src.close()
+        new.close()
+    recorded = max(theirs, default=0)
+    differ = sorted(i for i in ours if i in theirs and ours[i] != theirs[i])
+    if differ:
+        return f"replay differs from {source.run_id} from iteration {differ[0]} on"
+    if len(ours) < len(theirs):
+        return f"replay matches {source.run_id} for the {len(ours) - 1} iterations it ran (of {recorded} recorded)"
+    return f"replay matches the recording: the same {recorded} iterations as {source.run_id}"

@@ -5,22 +5,41 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import signal
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from sqlalchemy.exc import SQLAlchemyError
 
 from evolve import app as wiring
 from evolve import report
-from evolve.config import EvaluatorConfig, RunConfig
+from evolve.config import EvaluatorConfig
 from evolve.controller import RunAborted, RunSummary
-from evolve.database import Database
+from evolve.database.lease import LeaseHeld
 from evolve.display import LiveDisplay, fmt_score
-from evolve.errors import UserError
+from evolve.errors import UserError, one_line
 from evolve.problem import Problem, load_problem
 from evolve.scaffold import scaffold_problem
+
+
+def _process_started() -> float:
+    """The ``time.monotonic()`` at which this process began (interpreter start-up and imports
+    count against ``max_wall_time``, as a user timing the command sees them)."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[-1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        age = uptime - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return time.monotonic()
+    return time.monotonic() - min(max(age, 0.0), 600.0)
+
+
+_STARTED = _process_started()
 
 cli = typer.Typer(
     no_args_is_help=True,
@@ -36,21 +55,57 @@ DbOpt = Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL of the r
 RunsDir = Annotated[str, typer.Option("--runs-dir", help="folder that holds run folders")]
 
 
-def _drive(config: RunConfig, problem: Problem, db: Database, run_id: str, run_dir: Path | None) -> None:
-    display = LiveDisplay(err, f"evolve · {problem.name} · {run_id}")
-    controller = wiring.build_controller(
-        run_id=run_id, config=config, problem=problem, db=db, on_progress=display.update
-    )
-    where = str(run_dir) if run_dir is not None else run_id
+class Terminated(Exception):
+    """SIGTERM arrived while the run was starting (before its event loop handles it)."""
+
+
+def _terminate(_signum: int, _frame: object) -> None:
+    raise Terminated
+
+
+def _drive(opened: wiring.OpenRun) -> RunSummary:
+    """Run a held run to its end; Ctrl-C and SIGTERM stop it cleanly (``interrupted``, resumable).
+    A fresh run whose start fails (a missing key, a failing initial program, an interrupt) is
+    removed again, so no ghost run is left behind."""
+    config, problem, loc = opened.config, opened.problem, opened.loc
+    where = str(loc.run_dir) if loc.run_dir is not None else loc.run_id
+    display = LiveDisplay(err, f"evolve · {problem.name} · {loc.run_id}")
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    keep = True
     try:
+        controller = wiring.build_controller(
+            run_id=loc.run_id, config=config, problem=problem, db=opened.db,
+            on_progress=display.update, lease=opened.lease, started_at=_STARTED,
+        )
         with display.running(config.progress):
             summary = asyncio.run(wiring.execute(controller))
-    except KeyboardInterrupt:
-        err.print(f"[yellow]interrupted[/]; continue with: evolve resume {where}")
-        raise typer.Exit(130) from None
+    except (KeyboardInterrupt, Terminated, asyncio.CancelledError) as exc:
+        keep = not opened.fresh or opened.started()
+        how = "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated (SIGTERM)"
+        if keep:
+            err.print(f"[yellow]{how}[/]; continue with: evolve resume {where}", soft_wrap=True)
+        else:
+            err.print(f"[yellow]{how}[/] during start-up; nothing was kept", soft_wrap=True)
+        raise typer.Exit(130 if isinstance(exc, KeyboardInterrupt) else 143) from None
+    except BaseException:
+        keep = not opened.fresh or _started_quietly(opened)
+        raise
     finally:
-        db.close()
+        signal.signal(signal.SIGTERM, previous)
+        if keep:
+            opened.close()
+        else:
+            opened.discard()
     _print_summary(summary, problem, where)
+    return summary
+
+
+def _started_quietly(opened: wiring.OpenRun) -> bool:
+    """Whether a fresh run got past its start (True when the database cannot even say)."""
+    try:
+        return opened.started()
+    except Exception:
+        return True
 
 
 def _print_summary(summary: RunSummary, problem: Problem, where: str) -> None:
@@ -59,15 +114,14 @@ def _print_summary(summary: RunSummary, problem: Problem, where: str) -> None:
     gain = f" ({best - summary.initial_score:+.6g} over the initial program)" if best is not None and summary.initial_score is not None else ""
     err.print(f"run [bold]{summary.run_id}[/] {summary.status}: {summary.reason}")
     err.print(f"best {primary}: [bold green]{fmt_score(best)}[/]{gain}")
-    err.print(f"next: evolve status {where} | evolve best {where} -o best.py | evolve lineage {where}")
+    err.print(f"next: evolve status {where} | evolve best {where} -o best.py | evolve lineage {where}", soft_wrap=True)
 
 
 @cli.command()
 def run(overrides: Overrides = None) -> None:
     """Start a discovery run (default: offline mutator, local sandbox, SQLite under runs/)."""
     config = wiring.compose_config(overrides or [])
-    loc, problem, db = wiring.start_run(config)
-    _drive(config, problem, db, loc.run_id, loc.run_dir)
+    _drive(wiring.start_run(config))
 
 
 @cli.command()
@@ -80,8 +134,7 @@ def resume(
 ) -> None:
     """Continue a stopped, interrupted or killed run where it stopped (overrides such as max_iterations=500 allowed)."""
     loc = wiring.locate_run(run, db, runs_dir)
-    config, problem, database = wiring.reopen_run(loc, overrides or [], allow_changed_problem=allow_changed_problem)
-    _drive(config, problem, database, loc.run_id, loc.run_dir)
+    _drive(wiring.reopen_run(loc, overrides or [], allow_changed_problem=allow_changed_problem))
 
 
 @cli.command()
@@ -94,8 +147,9 @@ def replay(
     """Reproduce a recorded run exactly from its stored model replies: no API, no cost."""
     loc = wiring.locate_run(run, db, runs_dir)
     config = wiring.replay_config(loc, overrides or [])
-    new_loc, problem, database = wiring.start_run(config)
-    _drive(config, problem, database, new_loc.run_id, new_loc.run_dir)
+    opened = wiring.start_run(config)
+    _drive(opened)
+    err.print(wiring.compare_replay(loc, opened.loc), soft_wrap=True)
 
 
 @cli.command()
@@ -213,11 +267,24 @@ def main() -> None:
     try:
         cli()
     except UserError as exc:
-        sys.stderr.write(f"evolve: error: {exc}\n")
-        sys.exit(2)
+        _fail(f"evolve: error: {exc}", 2)
+    except LeaseHeld as exc:
+        _fail(f"evolve: error: {exc}", 2)
     except RunAborted as exc:
-        sys.stderr.write(f"evolve: run stopped: {exc}\n")
-        sys.exit(1)
+        _fail(f"evolve: run stopped: {exc}", 1)
+    except SQLAlchemyError as exc:
+        detail = getattr(exc, "orig", None) or exc
+        _fail(f"evolve: error: the database failed: {one_line(detail)}", 1)
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"evolve: error: {where}{exc.strerror or one_line(exc)}", 1)
+    except KeyboardInterrupt:
+        _fail("evolve: interrupted", 130)
+
+
+def _fail(line: str, code: int) -> None:
+    sys.stderr.write(line.replace("\n", " ") + "\n")
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -82,6 +82,9 @@ class RunConfig(_Cfg):
     target_score: float | None = None
     max_cost_usd: float | None = Field(default=None, gt=0, description="stop when the model calls cost this")
     max_tokens: int | None = Field(default=None, gt=0, description="stop when model tokens (in + out) reach this")
+    max_llm_failures: int = Field(
+        default=5, ge=1, description="stop (resumable) when one model fails this many calls in a row, each after its retries"
+    )
     progress: bool = True
     llm: LLMConfig = LLMConfig()
     evaluator: EvaluatorConfig = EvaluatorConfig()

@@ -28,6 +28,7 @@ from evolve.archive import Archive, Elite, cell_of, compute_features, migration_
 from evolve.codehash import code_hash
 from evolve.config import RunConfig
 from evolve.database import Database
+from evolve.database.lease import LeaseLost, RunLease
 from evolve.diffs import (
     DiffError,
     apply_edits,
@@ -36,7 +37,7 @@ from evolve.diffs import (
     parse_edits,
     unified_diff,
 )
-from evolve.errors import UserError
+from evolve.errors import UserError, one_line
 from evolve.llm.base import LLM, LLMError
 from evolve.problem import Problem
 from evolve.prompts import PromptBuilder, PromptContext
@@ -54,13 +55,20 @@ from evolve.selection import choose_mode, select_inspirations, select_parent
 
 log = logging.getLogger(__name__)
 
-#: How often a running controller marks its run alive in the database.
+#: How often a running controller marks its run alive and renews its lease in the database.
 HEARTBEAT_S = 10.0
+#: Replies shorter than this are parsed on the event loop (faster than a thread hand-over).
+_INLINE_PARSE_CHARS = 16_384
 T = TypeVar("T")
 
 
 class RunAborted(Exception):
     """The run cannot go on (e.g. the model rejects the key); the message says why."""
+
+
+class RunHalted(RunAborted):
+    """The run stopped and can be resumed once the cause is fixed (a model endpoint that keeps
+    failing, a lease taken over); the run is recorded as ``stopped`` with this message."""
 
 
 @runtime_checkable
@@ -160,6 +168,9 @@ class Controller:
         evaluator: Evaluator,
         prompts: PromptBuilder,
         on_progress: Callable[[Progress], None] | None = None,
+        lease: RunLease | None = None,
+        heartbeat_s: float = HEARTBEAT_S,
+        started_at: float | None = None,
     ) -> None:
         self.run_id = run_id
         self.problem = problem
@@ -172,6 +183,12 @@ class Controller:
         self._evaluator = evaluator
         self._prompts = prompts
         self._on_progress = on_progress
+        self._lease = lease
+        self._heartbeat_s = heartbeat_s
+        self._started_at = started_at  # time.monotonic() when the command began, for max_wall_time
+        #: Why a cancellation of :meth:`run` happened (Ctrl-C unless told otherwise).
+        self.interrupt_reason = "interrupted by the user (Ctrl-C)"
+        self._llm_streaks: Counter[str] = Counter()
         search = config.search
         concurrency = config.evaluator.resolved_concurrency()
         self._in_flight = search.in_flight or 2 * concurrency
@@ -191,6 +208,7 @@ class Controller:
         self._initial_score: float | None = None
         self._best: Program | None = None
         self._stop_reason: str | None = None
+        self._halt: RunHalted | None = None
         self._finished = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._tg: asyncio.TaskGroup | None = None
@@ -205,14 +223,22 @@ class Controller:
         self._stats = _Stats()
         try:
             await self._load()
-            if 0 not in self._done:
+            first = self._done.get(0)
+            if first is None:
                 await self._evaluate_initial()
+            elif first.status is not Status.EVALUATED:
+                raise UserError(
+                    f"run '{self.run_id}' cannot go on: its initial program failed ({first.status.value}: "
+                    f"{one_line(first.error.message if first.error else '', last=True)}); "
+                    "fix the problem and start a new run"
+                )
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
-                if self.config.max_wall_time is not None:
-                    self._spawn(self._wall_clock(self.config.max_wall_time))
-                self._spawn(self._heartbeat())
                 self._accepting = True
+                if self.config.max_wall_time is not None:
+                    begun = self._started_at if self._started_at is not None else self._stats.started
+                    self._spawn(self._wall_clock(self.config.max_wall_time, begun))
+                self._spawn(self._heartbeat())
                 self._check_budgets()  # a resumed run may have spent its budget already
                 try:
                     self._apply_ready()
@@ -223,22 +249,32 @@ class Controller:
                     self._accepting = False  # the group is closing: start nothing new
                 for task in list(self._tasks):
                     task.cancel()
+            if self._halt is not None:
+                raise self._halt
             status = "finished" if self._stop_reason is None else "stopped"
             reason = self._stop_reason or f"{self._max_iter} iterations"
             await self._db_call(self._db.set_run_status, self.run_id, status, reason)
             return self._summary(status, reason)
         except (asyncio.CancelledError, KeyboardInterrupt):
-            self._db.set_run_status(self.run_id, "interrupted", "interrupted by the user")
+            self._record_end("interrupted", self.interrupt_reason)
             raise
         except BaseException as exc:
             err = _first_error(exc)
-            self._db.set_run_status(self.run_id, "failed", str(err))
+            self._record_end("stopped" if isinstance(err, RunHalted | UserError) else "failed", str(err))
             if err is not exc:
                 raise err from exc
             raise
         finally:
             if self._pool is not None:
                 self._pool.shutdown(wait=True)
+
+    def _record_end(self, status: str, reason: str) -> None:
+        """Record how the run ended, if the database still takes writes (a full disk may not:
+        then the lease, no longer renewed, shows the run as not alive)."""
+        try:
+            self._db.set_run_status(self.run_id, status, reason)
+        except Exception as exc:
+            log.warning("could not record the run as %s: %s", status, one_line(exc, last=True))
 
     async def aclose(self) -> None:
         """Release the model clients and the sandbox workers."""
@@ -283,11 +319,28 @@ class Controller:
         finished = await self._evaluate(p0)
         if finished.status is not Status.EVALUATED:
             msg = finished.error.message if finished.error else finished.status.value
+            what = "the scorer crashed on the initial program" if finished.status is Status.SCORER_ERROR else "the initial program failed"
             raise UserError(
-                f"{self.problem.root / self.problem.spec.initial_program}: the initial program "
-                f"failed ({finished.status.value}): {msg.splitlines()[-1] if msg else ''}"
+                f"{self.problem.root / self.problem.spec.initial_program}: {what} "
+                f"({finished.status.value}): {one_line(msg, last=True)}"
             )
+        self._check_features(finished)
         self._done[0] = finished
+
+    def _check_features(self, initial: Program) -> None:
+        """A feature dimension must be a metric the scorer returns: one it never returns would
+        put every program in one cell and silently collapse the archive."""
+        missing = [
+            f.name
+            for f in self.problem.spec.features
+            if f.name not in ("code_length", "line_count") and f.name not in initial.metrics
+        ]
+        if missing:
+            raise UserError(
+                f"{self.problem.root / 'problem.yaml'}: features: the scorer returned no metric "
+                f"{', '.join(repr(m) for m in missing)} for the initial program "
+                f"(it returned: {', '.join(sorted(initial.metrics)) or 'nothing'})"
+            )
 
     # -- scheduling ---------------------------------------------------------------------------
     def _spawn(self, coro: Any) -> None:
@@ -373,7 +426,7 @@ class Controller:
         if reply is None:
             return await self._finish_early(base, Status.LLM_ERROR, "the model call failed", call, t_llm)
         try:
-            code = build_child(parent.code, reply.text, "diff" if sel.mode == "diff" else "rewrite")
+            code = await self._build_child(parent.code, reply.text, "diff" if sel.mode == "diff" else "rewrite")
         except DiffError as exc:
             return await self._finish_early(base, Status.DIFF_ERROR, str(exc), call, t_llm)
         if code == parent.code:
@@ -388,6 +441,12 @@ class Controller:
         )
         await self._record(child, call)
         await self._evaluate_pending(child)
+
+    async def _build_child(self, parent_code: str, reply_text: str, mode: str) -> str:
+        """Parse and apply a reply; a long one is parsed on a thread so the loop never stalls."""
+        if len(reply_text) < _INLINE_PARSE_CHARS:
+            return build_child(parent_code, reply_text, mode)
+        return await asyncio.to_thread(build_child, parent_code, reply_text, mode)
 
     async def _propose(self, sel: Selection, ctx: PromptContext) -> tuple[LLMReply | None, _Call | None]:
         """Ask the model; shrink the prompt on a context-length error; record every call.
@@ -411,6 +470,7 @@ class Controller:
             except LLMError as exc:
                 failed = _Call(messages, attempt.mode, error=(exc.kind, str(exc)), retried=exc.retried)
                 if exc.retryable and exc.kind != "context_length":
+                    self._count_llm_failure(exc)
                     return None, failed
                 await self._db_call(
                     partial(self._db.add_llm_call, self.run_id, sel.iteration, messages, None,
@@ -420,6 +480,7 @@ class Controller:
                 if exc.kind == "context_length":
                     continue
                 raise RunAborted(str(exc)) from exc
+            self._llm_streaks[reply.model] = 0
             self._charge(reply)
             self._models[sel.iteration] = (reply.model, reply.cost_usd)
             return reply, _Call(messages, attempt.mode, reply=reply, retried=reply.retried)
@@ -507,7 +568,9 @@ class Controller:
             self._stats.evaluations += int(p.code is not None)
         if p.status.is_failure:
             self._stats.failures[p.status.value] += 1
-            if p.parent_id is not None and p.error is not None:
+            # A scorer's crash is the scorer's bug: its traceback (the hidden scorer's code) is
+            # not shown to the model as the child's failure.
+            if p.parent_id is not None and p.error is not None and p.status is not Status.SCORER_ERROR:
                 queue = self._failures.setdefault(p.parent_id, deque(maxlen=self.config.search.feedback_failures))
                 queue.append(p.error)
         score = p.score(primary)
@@ -573,13 +636,42 @@ class Controller:
         self._stop_reason = reason
         self._finished.set()
 
-    async def _heartbeat(self) -> None:
-        while True:
-            await self._db_call(self._db.touch_run, self.run_id)
-            await asyncio.sleep(HEARTBEAT_S)
+    def _halt_run(self, error: RunHalted) -> None:
+        """Stop now, with an error the caller sees (exit non-zero); the run stays resumable."""
+        if self._halt is None:
+            self._halt = error
+            self._stop(str(error))
 
-    async def _wall_clock(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
+    def _count_llm_failure(self, exc: LLMError) -> None:
+        """The circuit breaker: a model that fails ``max_llm_failures`` calls in a row (each
+        after its retries) stops the run instead of burning every iteration."""
+        model = getattr(exc, "model", None) or self._llm.name
+        self._llm_streaks[model] += 1
+        limit = self.config.max_llm_failures
+        if self._llm_streaks[model] >= limit:
+            where = getattr(exc, "endpoint", None)
+            at = f" at {where}" if where and where not in str(exc) else ""
+            self._halt_run(RunHalted(
+                f"model '{model}'{at} failed {limit} calls in a row (max_llm_failures); "
+                f"last error: {one_line(exc, last=True)}"
+            ))
+
+    async def _heartbeat(self) -> None:
+        """Mark the run alive and renew its lease, every ``heartbeat_s``; a lease another
+        controller took over stops this one."""
+        while True:
+            try:
+                if self._lease is not None:
+                    await self._db_call(self._lease.renew)
+                await self._db_call(self._db.touch_run, self.run_id)
+            except LeaseLost as exc:
+                self._halt_run(RunHalted(str(exc)))
+                return
+            await asyncio.sleep(self._heartbeat_s)
+
+    async def _wall_clock(self, seconds: float, begun: float) -> None:
+        """Stop the run ``seconds`` after ``begun`` (start-up and the initial program count)."""
+        await asyncio.sleep(max(0.0, begun + seconds - time.monotonic()))
         self._stop(f"max_wall_time {seconds:g} s reached")
 
     def _report_progress(self) -> None:

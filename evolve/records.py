@@ -33,6 +33,7 @@ class Status(enum.StrEnum):
     MEMORY = "memory"  # exceeded its memory limit
     BAD_OUTPUT = "bad_output"  # returned something the protocol or scorer cannot read
     REJECTED = "rejected"  # the trusted scorer found the output invalid
+    SCORER_ERROR = "scorer_error"  # the trusted scorer itself crashed (its bug, not the candidate's)
 
     @property
     def is_failure(self) -> bool:
@@ -53,6 +54,7 @@ FAILURES = frozenset(
         Status.MEMORY,
         Status.BAD_OUTPUT,
         Status.REJECTED,
+        Status.SCORER_ERROR,
     }
 )
 

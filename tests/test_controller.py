@@ -62,7 +62,8 @@ def make_controller(config: RunConfig, problem: Problem, db: Database, llm: Any,
 
 
 async def run_once(config: RunConfig, problem: Problem, llm: Any, **kw: Any) -> tuple[Any, Database, Controller]:
-    _loc, _problem, db = start_run(config)
+    opened = start_run(config)
+    _problem, db = opened.problem, opened.db
     controller = make_controller(config, problem, db, llm, **kw)
     try:
         summary = await controller.run()

@@ -25,7 +25,8 @@ def _config(problem: Problem, tmp_path: Path, llm: dict[str, Any], **over: Any) 
 
 
 async def _run(config: RunConfig) -> Any:
-    _loc, problem, db = start_run(config)
+    opened = start_run(config)
+    problem, db = opened.problem, opened.db
     controller = build_controller(run_id="w", config=config, problem=problem, db=db)
     try:
         summary = await controller.run()
@@ -112,7 +113,8 @@ async def test_auth_error_from_the_server_stops_the_run_with_one_clear_line(
             "provider": "local", "model": "gpt-x", "base_url": server.openai_base_url,
             "api_key_env": "MY_PROVIDER_KEY",
         })
-        _loc, problem, db = start_run(config)
+        opened = start_run(config)
+        problem, db = opened.problem, opened.db
         controller = build_controller(run_id="w", config=config, problem=problem, db=db)
         with pytest.raises(RunAborted) as caught:
             try:

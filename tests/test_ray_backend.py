@@ -170,7 +170,8 @@ async def test_a_run_on_ray_makes_the_same_programs_as_a_local_run(toy: Problem,
             "problem": str(toy.root), "runs_dir": str(tmp_path / "runs"), "run_name": name,
             "max_iterations": 16, "progress": False, "seed": 3, "evaluator": {"concurrency": 2, **evaluator},
         })
-        _loc, problem, db = start_run(config)
+        opened = start_run(config)
+        problem, db = opened.problem, opened.db
         controller = build_controller(run_id=name, config=config, problem=problem, db=db)
         try:
             summary = await controller.run()

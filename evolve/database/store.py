@@ -17,6 +17,7 @@ from sqlalchemy import (
     Engine,
     bindparam,
     create_engine,
+    delete,
     event,
     func,
     insert,
@@ -25,11 +26,12 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.expression import ColumnClause
 
 from evolve.database.hot import HotStatement
+from evolve.database.lease import RunLease
 from evolve.database.models import (
     Base,
     InspirationRow,
@@ -37,6 +39,7 @@ from evolve.database.models import (
     LLMRetryRow,
     MigrationRow,
     ProgramRow,
+    RunLeaseRow,
     RunRow,
     utcnow,
 )
@@ -61,6 +64,18 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA busy_timeout=10000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+
+
+def describe_url(url: str) -> str:
+    """A database URL as an error message names it: a SQLite file by its path, else without
+    its password."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        return parsed.database
+    return parsed.render_as_string(hide_password=True)
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
@@ -149,6 +164,10 @@ def program_from_row(row: ProgramRow, inspirations: Sequence[str] = ()) -> Progr
     )
 
 
+class RunExists(UserError):
+    """A run of that name is in the database already."""
+
+
 class Database:
     """Load and save runs, programs, LLM calls and migrations."""
 
@@ -165,8 +184,9 @@ class Database:
         engine = make_engine(url, echo=echo)
         try:
             Base.metadata.create_all(engine)
-        except OperationalError as exc:
-            raise UserError(f"database.url: cannot open {url}: {exc.orig}") from exc
+        except DatabaseError as exc:
+            engine.dispose()
+            raise UserError(f"{describe_url(url)}: cannot open the database: {exc.orig}") from exc
         return cls(engine)
 
     @property
@@ -217,7 +237,7 @@ class Database:
     ) -> None:
         with self._tx() as s:
             if s.get(RunRow, run_id) is not None:
-                raise UserError(f"run '{run_id}' already exists in the database; use 'evolve resume'")
+                raise RunExists(f"run '{run_id}' already exists in the database; use 'evolve resume'")
             s.add(
                 RunRow(
                     id=run_id,
@@ -251,6 +271,39 @@ class Database:
         """Mark the run alive now (a heartbeat, so readers can tell a live run from a killed one)."""
         with self._begin() as conn:
             conn.execute(update(RunRow).where(RunRow.id == run_id).values(updated_at=utcnow()))
+
+    def last_iteration(self, run_id: str) -> int | None:
+        """The highest iteration with a finished program (None: nothing finished yet)."""
+        with self._tx() as s:
+            return s.scalar(
+                select(func.max(ProgramRow.iteration)).where(
+                    ProgramRow.run_id == run_id, ProgramRow.status != Status.PENDING.value
+                )
+            )
+
+    def lease_holder(self, run_id: str) -> dict[str, Any] | None:
+        """Who holds the run's lease and until when (None: nobody)."""
+        with self._tx() as s:
+            row = s.get(RunLeaseRow, run_id)
+            if row is None:
+                return None
+            return {"host": row.host, "pid": row.pid, "renewed_at": row.renewed_at, "expires_at": row.expires_at}
+
+    def lease(self, run_id: str) -> RunLease:
+        """The lease that makes this process the run's one controller (not yet acquired)."""
+        return RunLease(self._engine, run_id)
+
+    def delete_run(self, run_id: str) -> None:
+        """Remove a run and everything recorded for it (a start that failed leaves no ghost)."""
+        with self._tx() as s:
+            ids = select(ProgramRow.id).where(ProgramRow.run_id == run_id)
+            calls = select(LLMCallRow.id).where(LLMCallRow.run_id == run_id)
+            s.execute(delete(InspirationRow).where(InspirationRow.program_id.in_(ids)))
+            s.execute(delete(LLMRetryRow).where(LLMRetryRow.llm_call_id.in_(calls)))
+            for table in (ProgramRow, LLMCallRow, MigrationRow):
+                s.execute(delete(table).where(table.run_id == run_id))
+            s.execute(delete(RunLeaseRow).where(RunLeaseRow.run_id == run_id))
+            s.execute(delete(RunRow).where(RunRow.id == run_id))
 
     # -- programs ---------------------------------------------------------------------------
     def add_program(self, program: Program, *, stdout_tail: str = "", llm_call_id: int | None = None,

@@ -27,6 +27,8 @@ class ReplayLLM:
     def __init__(self, recorded: dict[str, list[LLMReply]], source: str) -> None:
         self._recorded = {k: list(v) for k, v in recorded.items()}
         self._source = source
+        self._total = sum(len(v) for v in recorded.values())
+        self._used = 0
 
     @property
     def name(self) -> str:
@@ -34,6 +36,13 @@ class ReplayLLM:
 
     async def complete(self, request: LLMRequest) -> LLMReply:
         queue = self._recorded.get(prompt_key(request.messages))
+        if not queue and self._used >= self._total:
+            raise LLMError(
+                f"replay of {self._source}: the recorded replies ran out (all {self._total} were used); "
+                "the recording ends here",
+                retryable=False,
+                kind="replay_exhausted",
+            )
         if not queue:
             raise LLMError(
                 f"replay of {self._source}: the recorded run never sent this prompt "
@@ -41,6 +50,7 @@ class ReplayLLM:
                 retryable=False,
                 kind="replay_diverged",
             )
+        self._used += 1
         reply = queue.pop(0) if len(queue) > 1 else queue[0]
         return reply.model_copy(update={"cost_usd": 0.0, "latency_s": 0.0})
 

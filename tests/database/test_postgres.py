@@ -67,7 +67,8 @@ def _config(problem: Problem, tmp_path: Path, url: str, name: str, iterations: i
 
 async def _run(config: RunConfig, db: Database | None = None, problem: Problem | None = None) -> Any:
     if db is None:
-        _loc, problem, db = start_run(config)
+        opened = start_run(config)
+        problem, db = opened.problem, opened.db
     assert problem is not None
     controller = build_controller(run_id=config.run_name or "", config=config, problem=problem, db=db)
     try:

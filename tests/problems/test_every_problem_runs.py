@@ -32,7 +32,8 @@ async def test_short_offline_run(name: str, tmp_path: Path) -> None:
         "problem": name, "runs_dir": str(tmp_path), "run_name": name, "max_iterations": 4,
         "progress": False, "evaluator": {"concurrency": 2},
     })
-    _loc, problem, db = start_run(config)
+    opened = start_run(config)
+    problem, db = opened.problem, opened.db
     controller = build_controller(run_id=name, config=config, problem=problem, db=db)
     try:
         summary = await controller.run()
