@@ -187,6 +187,9 @@ def replay_config(loc: RunLocation, overrides: Sequence[str]) -> RunConfig:
         row = db.get_run(loc.run_id)
         if row is None:
             raise UserError(f"RUN: no run '{loc.run_id}' in {loc.db_url}")
+        probe = db.lease(loc.run_id)  # a live run's recording is not complete: refuse, naming it
+        probe.acquire()
+        probe.release()
         stored = dict(row.config)
     finally:
         db.close()
@@ -255,18 +258,17 @@ class OpenRun:
             self.db.delete_run(self.loc.run_id)
         finally:
             self.db.close()
-        if self.loc.run_dir is not None:
-            for leftover in [self.loc.run_dir / f"{DB_FILE}{suffix}" for suffix in ("", "-wal", "-shm", "-journal")]:
-                leftover.unlink(missing_ok=True)
-            with contextlib.suppress(OSError):
-                self.loc.run_dir.rmdir()  # only if nothing else is in it
+        _remove_run_dir(self.loc)
 
-    def started(self) -> bool:
-        """Whether the run's initial program was evaluated (the run has really begun)."""
-        from evolve.controller import program_id
 
-        first = self.db.program(program_id(self.loc.run_id, 0))
-        return first is not None and first.status.value == "evaluated"
+def _remove_run_dir(loc: RunLocation) -> None:
+    """Remove a new run's folder: its database files, then the folder if nothing else is in it."""
+    if loc.run_dir is None:
+        return
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        (loc.run_dir / f"{DB_FILE}{suffix}").unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        loc.run_dir.rmdir()
 
 
 def start_run(config: RunConfig) -> OpenRun:
@@ -282,7 +284,11 @@ def start_run(config: RunConfig) -> OpenRun:
             loc = claimed
         else:
             loc = RunLocation(run_id, None, config.database.url)
-        db = open_db(loc, echo=config.database.echo)
+        try:
+            db = open_db(loc, echo=config.database.echo)
+        except BaseException:
+            _remove_run_dir(loc)
+            raise
         try:
             db.create_run(
                 loc.run_id,
@@ -292,6 +298,8 @@ def start_run(config: RunConfig) -> OpenRun:
                 config=stored,
                 seed=config.seed,
             )
+            lease = db.lease(loc.run_id)
+            lease.acquire()
         except RunExists:
             db.close()
             if config.run_name is not None:
@@ -299,9 +307,8 @@ def start_run(config: RunConfig) -> OpenRun:
             continue
         except BaseException:
             db.close()
+            _remove_run_dir(loc)
             raise
-        lease = db.lease(loc.run_id)
-        lease.acquire()
         return OpenRun(loc, config, problem, db, lease, fresh=True)
     raise UserError(f"runs_dir: no free run name for {problem.name} in this second")  # pragma: no cover
 

@@ -18,8 +18,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from evolve import app as wiring
 from evolve import report
-from evolve.config import EvaluatorConfig
-from evolve.controller import RunAborted, RunSummary
+from evolve.config import EvaluatorConfig, RunConfig
+from evolve.controller import Controller, RunAborted, RunSummary
 from evolve.database.lease import LeaseHeld
 from evolve.display import LiveDisplay, fmt_score
 from evolve.errors import UserError, one_line
@@ -72,6 +72,7 @@ def _drive(opened: wiring.OpenRun) -> RunSummary:
     display = LiveDisplay(err, f"evolve · {problem.name} · {loc.run_id}")
     previous = signal.signal(signal.SIGTERM, _terminate)
     keep = True
+    controller: Controller | None = None
     try:
         controller = wiring.build_controller(
             run_id=loc.run_id, config=config, problem=problem, db=opened.db,
@@ -80,7 +81,7 @@ def _drive(opened: wiring.OpenRun) -> RunSummary:
         with display.running(config.progress):
             summary = asyncio.run(wiring.execute(controller))
     except (KeyboardInterrupt, Terminated, asyncio.CancelledError) as exc:
-        keep = not opened.fresh or opened.started()
+        keep = not opened.fresh or (controller is not None and controller.started)
         how = "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated (SIGTERM)"
         if keep:
             err.print(f"[yellow]{how}[/]; continue with: evolve resume {where}", soft_wrap=True)
@@ -88,7 +89,7 @@ def _drive(opened: wiring.OpenRun) -> RunSummary:
             err.print(f"[yellow]{how}[/] during start-up; nothing was kept", soft_wrap=True)
         raise typer.Exit(130 if isinstance(exc, KeyboardInterrupt) else 143) from None
     except BaseException:
-        keep = not opened.fresh or _started_quietly(opened)
+        keep = not opened.fresh or (controller is not None and controller.started)
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -100,12 +101,16 @@ def _drive(opened: wiring.OpenRun) -> RunSummary:
     return summary
 
 
-def _started_quietly(opened: wiring.OpenRun) -> bool:
-    """Whether a fresh run got past its start (True when the database cannot even say)."""
+def _start(config: RunConfig) -> wiring.OpenRun:
+    """Create a new run; Ctrl-C or SIGTERM while creating it leaves nothing behind."""
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        return opened.started()
-    except Exception:
-        return True
+        return wiring.start_run(config)
+    except (KeyboardInterrupt, Terminated) as exc:
+        err.print("[yellow]interrupted[/] during start-up; nothing was kept", soft_wrap=True)
+        raise typer.Exit(130 if isinstance(exc, KeyboardInterrupt) else 143) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _print_summary(summary: RunSummary, problem: Problem, where: str) -> None:
@@ -121,7 +126,7 @@ def _print_summary(summary: RunSummary, problem: Problem, where: str) -> None:
 def run(overrides: Overrides = None) -> None:
     """Start a discovery run (default: offline mutator, local sandbox, SQLite under runs/)."""
     config = wiring.compose_config(overrides or [])
-    _drive(wiring.start_run(config))
+    _drive(_start(config))
 
 
 @cli.command()
@@ -147,7 +152,7 @@ def replay(
     """Reproduce a recorded run exactly from its stored model replies: no API, no cost."""
     loc = wiring.locate_run(run, db, runs_dir)
     config = wiring.replay_config(loc, overrides or [])
-    opened = wiring.start_run(config)
+    opened = _start(config)
     _drive(opened)
     err.print(wiring.compare_replay(loc, opened.loc), soft_wrap=True)
 

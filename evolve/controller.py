@@ -189,6 +189,8 @@ class Controller:
         #: Why a cancellation of :meth:`run` happened (Ctrl-C unless told otherwise).
         self.interrupt_reason = "interrupted by the user (Ctrl-C)"
         self._llm_streaks: Counter[str] = Counter()
+        #: Whether the run got past its start: the initial program evaluated and checked.
+        self.started = False
         search = config.search
         concurrency = config.evaluator.resolved_concurrency()
         self._in_flight = search.in_flight or 2 * concurrency
@@ -232,6 +234,7 @@ class Controller:
                     f"{one_line(first.error.message if first.error else '', last=True)}); "
                     "fix the problem and start a new run"
                 )
+            self.started = True
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
                 self._accepting = True

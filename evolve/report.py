@@ -15,12 +15,14 @@ from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
+from sqlalchemy.exc import SQLAlchemyError
 
 from evolve.controller import HEARTBEAT_S
 from evolve.database import Database
+from evolve.database.lease import holder_alive
 from evolve.database.models import RunRow
 from evolve.display import fmt_score
-from evolve.errors import UserError
+from evolve.errors import UserError, one_line
 from evolve.problem import Problem, load_problem, problems_dirs
 from evolve.records import Program, Status
 from evolve.runpage import ModelSummary, run_page
@@ -41,13 +43,21 @@ def run_problem(db: Database, run_id: str) -> Problem:
         raise UserError(f"run '{run_id}': cannot load its problem: {exc}") from exc
 
 
-def run_state(row: RunRow) -> str:
-    """The stored status, with ``running`` checked against the heartbeat (a killed run stops beating)."""
+def run_state(row: RunRow, lease: dict[str, Any] | None = None) -> str:
+    """The stored status, with ``running`` checked against the run's lease, which the live
+    controller's heartbeat renews (a killed run's lease expires)."""
     if row.status != "running":
         return row.status
+    now = datetime.now(UTC)
+    if lease is not None:
+        expires = lease["expires_at"] if lease["expires_at"].tzinfo else lease["expires_at"].replace(tzinfo=UTC)
+        if expires > now and holder_alive(lease["host"], lease["pid"], lease["started"]):
+            return f"running: pid {lease['pid']} on {lease['host']}"
     last = row.updated_at if row.updated_at.tzinfo else row.updated_at.replace(tzinfo=UTC)
-    silent = (datetime.now(UTC) - last).total_seconds()
-    return "running" if silent < 6 * HEARTBEAT_S else f"stale (no heartbeat for {silent / 60:.0f} min: killed? resume it)"
+    silent = (now - last).total_seconds()
+    if lease is None and silent < 6 * HEARTBEAT_S:
+        return "running"  # a database from before leases
+    return f"stale (no heartbeat for {silent / 60:.0f} min: killed? resume it)"
 
 
 def best_of(db: Database, run_id: str) -> tuple[Program, str]:
@@ -63,20 +73,33 @@ def runs_table(runs_dir: Path) -> RenderableType:
     for col in ("run", "problem", "status", "iterations", "best", "updated"):
         table.add_column(col)
     for db_file in sorted(runs_dir.glob("*/evolve.db")):
-        db = Database.open(f"sqlite:///{db_file.resolve()}")
         try:
-            for row in db.list_runs():
-                counts = db.status_counts(row.id)
-                try:
-                    program, primary = best_of(db, row.id)
-                    best = fmt_score(program.score(primary))
-                except UserError:
-                    best = "-"
-                iters = max(0, sum(counts.values()) - 1)
-                table.add_row(row.id, row.problem, run_state(row), str(iters), best, f"{row.updated_at:%Y-%m-%d %H:%M}")
-        finally:
-            db.close()
+            rows = _run_rows(db_file)
+        except (UserError, SQLAlchemyError) as exc:  # one corrupt run does not hide the others
+            detail = getattr(exc, "orig", None) or exc
+            rows = [(db_file.parent.name, "-", f"unreadable: {one_line(detail)}", "-", "-", "-")]
+        for cells in rows:
+            table.add_row(*cells)
     return table
+
+
+def _run_rows(db_file: Path) -> list[tuple[str, ...]]:
+    """The runs-table rows of one run folder's database."""
+    db = Database.open(f"sqlite:///{db_file.resolve()}")
+    rows: list[tuple[str, ...]] = []
+    try:
+        for row in db.list_runs():
+            counts = db.status_counts(row.id)
+            try:
+                program, primary = best_of(db, row.id)
+                best = fmt_score(program.score(primary))
+            except UserError:
+                best = "-"
+            iters = max(0, sum(counts.values()) - 1)
+            rows.append((row.id, row.problem, run_state(row, db.lease_holder(row.id)), str(iters), best, f"{row.updated_at:%Y-%m-%d %H:%M}"))
+    finally:
+        db.close()
+    return rows
 
 
 def run_status(db: Database, run_id: str) -> RenderableType:
@@ -92,7 +115,7 @@ def run_status(db: Database, run_id: str) -> RenderableType:
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold cyan", justify="right")
     head.add_column(overflow="fold")  # a long path wraps rather than being cut
-    head.add_row("run", f"{row.id}  [{run_state(row)}] {row.stop_reason or ''}")
+    head.add_row("run", Text(f"{row.id}  [{run_state(row, db.lease_holder(run_id))}] {row.stop_reason or ''}"))
     head.add_row("problem", f"{row.problem}  ({row.problem_root})")
     head.add_row("iterations", f"{max(0, len(programs) - 1)} of {row.config.get('max_iterations')}   seed {row.seed}")
     init_score = initial.score(primary) if initial else None

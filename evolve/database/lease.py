@@ -68,6 +68,11 @@ def this_holder() -> Holder:
     return Holder(socket.gethostname(), pid, process_start(pid), secrets.token_hex(16))
 
 
+def holder_alive(host: str, pid: int, started: str) -> bool:
+    """Whether a holder may be alive: False only for a process of this host that is gone."""
+    return host != socket.gethostname() or _alive_here(Holder(host, pid, started, ""))
+
+
 def _alive_here(holder: Holder) -> bool:
     """Whether a holder on this host is still the same running process."""
     try:
@@ -164,7 +169,7 @@ class RunLease:
                 force
                 or current.token == self.holder.token
                 or _aware(row.expires_at) <= now
-                or (current.host == self.holder.host and not _alive_here(current))
+                or not holder_alive(current.host, current.pid, current.started)
             )
             if not gone:
                 raise LeaseHeld(self.run_id, current, _aware(row.expires_at))

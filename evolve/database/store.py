@@ -287,7 +287,10 @@ class Database:
             row = s.get(RunLeaseRow, run_id)
             if row is None:
                 return None
-            return {"host": row.host, "pid": row.pid, "renewed_at": row.renewed_at, "expires_at": row.expires_at}
+            return {
+                "host": row.host, "pid": row.pid, "started": row.started,
+                "renewed_at": row.renewed_at, "expires_at": row.expires_at,
+            }
 
     def lease(self, run_id: str) -> RunLease:
         """The lease that makes this process the run's one controller (not yet acquired)."""
