@@ -76,7 +76,12 @@ class ModelSpec(_Frozen):
         default=None, ge=0, le=2, description="sampling temperature; None: the provider's default"
     )
     max_tokens: int = Field(default=4096, ge=1, description="max output tokens per reply")
-    timeout_s: float = Field(default=120.0, gt=0, description="per-request timeout")
+    timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="total deadline of one attempt, request to last reply byte (not an idle "
+        "timeout); a call takes at most (retry.max_retries + 1) of them plus the backoff",
+    )
     weight: float = Field(default=1.0, ge=0, description="ensemble sampling weight")
     max_concurrency: int = Field(
         default=4, ge=1, description="requests in flight to this model's endpoint, at most"

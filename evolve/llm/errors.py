@@ -137,10 +137,18 @@ def classify_status(
     )
 
 
-def classify_connection(ctx: CallContext, *, timed_out: bool, detail: str) -> ProviderError:
-    """A request that got no HTTP response: a timeout or a refused or dropped connection."""
+def classify_connection(
+    ctx: CallContext, *, timed_out: bool, detail: str, timeout_s: float | None = None
+) -> ProviderError:
+    """A request that got no complete HTTP response in time (``timeout_s``, the attempt's total
+    deadline), or a refused or dropped connection."""
     if timed_out:
-        return ProviderError(f"{ctx.who()}: request timed out", retryable=True, kind="timeout")
+        within = f" within {timeout_s:g} s" if timeout_s is not None else ""
+        return ProviderError(
+            f"{ctx.who()}: request timed out (no complete reply{within})",
+            retryable=True,
+            kind="timeout",
+        )
     return ProviderError(
         f"{ctx.who()}: connection failed: {' '.join(detail.split())[:200]}",
         retryable=True,
@@ -154,9 +162,10 @@ def empty_reply(ctx: CallContext, reason: str) -> ProviderError:
 
 
 def malformed_reply(ctx: CallContext, detail: str) -> ProviderError:
-    """A 2xx response the SDK could not read as a completion (a proxy's error page, a bug)."""
+    """A 2xx response that is not a completion (a proxy's error page, truncated or invalid JSON,
+    JSON of another shape); retryable like a server error, with its own kind ``malformed``."""
     return ProviderError(
         f"{ctx.who()}: malformed response: {' '.join(detail.split())[:200]}",
         retryable=True,
-        kind="server",
+        kind="malformed",
     )

@@ -109,20 +109,37 @@ class SDKModel(ABC, Generic[ClientT]):
         """The reply record of a response body; :func:`malformed_reply` if it is not one."""
 
     async def _attempt(self, request: LLMRequest) -> LLMReply:
+        """One request under the endpoint's limiter, with a total deadline of ``timeout_s``.
+
+        The SDKs' own timeout is an idle timeout (it restarts with every byte read), so a server
+        that trickles its reply would hold the call for ever; :func:`asyncio.timeout` bounds the
+        whole attempt, from sending the request to the last byte of the reply. The wait for a
+        concurrency slot is not counted: it is this process's queue, not the server's delay.
+        """
         errors = self.errors
+        deadline = self._spec.timeout_s
         async with self._limiter:
             started = time.perf_counter()
             try:
-                response = await self._send(request)
+                async with asyncio.timeout(deadline):
+                    response = await self._send(request)
+            except TimeoutError as exc:
+                raise classify_connection(
+                    self._ctx, timed_out=True, detail=str(exc), timeout_s=deadline
+                ) from exc
             except errors.status as exc:
                 raise self._status_error(exc) from exc
             except errors.timeout as exc:
                 timed_out = _timed_out(exc)
-                raise classify_connection(self._ctx, timed_out=timed_out, detail=str(exc)) from exc
+                raise classify_connection(
+                    self._ctx, timed_out=timed_out, detail=str(exc), timeout_s=deadline
+                ) from exc
             except errors.connection as exc:
                 raise classify_connection(self._ctx, timed_out=False, detail=str(exc)) from exc
             except errors.other as exc:  # e.g. a body that fails the SDK's validation
                 raise malformed_reply(self._ctx, str(exc)) from exc
+            except ValueError as exc:  # a 2xx body that is not JSON, or not text at all
+                raise malformed_reply(self._ctx, f"{type(exc).__name__}: {exc}") from exc
             latency = time.perf_counter() - started
         return self._reply(response, latency)
 
