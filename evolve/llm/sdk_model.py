@@ -88,6 +88,8 @@ class SDKModel(ABC, Generic[ClientT]):
             )
         except LLMError as exc:
             exc.retried = tuple(retried)
+            exc.model = exc.model or self._ctx.model
+            exc.endpoint = exc.endpoint or self._ctx.base_url
             raise
         return reply.model_copy(update={"retried": tuple(retried)}) if retried else reply
 

@@ -13,7 +13,7 @@ from llm_helpers import anthropic_config, build, openai_config
 from evolve.llm.base import LLMError
 from evolve.llm.config import LLMConfig
 from evolve.records import LLMRequest
-from evolve.testing.wire_server import Api, Raw, Trickle, WireServer
+from evolve.testing.wire_server import Api, Drop, Fail, Raw, Trickle, WireServer
 
 Configure = Callable[..., LLMConfig]
 APIS: list[tuple[Api, Configure]] = [("openai", openai_config), ("anthropic", anthropic_config)]
@@ -51,6 +51,8 @@ async def test_a_trickling_server_meets_the_total_deadline_of_each_attempt(
     assert len(wire.seen(api)) == 2
     assert 0.8 <= elapsed < 2.0
     assert "0.4 s" in str(error) and _url(wire, api) in str(error)
+    assert error.model == configure(wire).resolved_models()[0].model
+    assert error.endpoint == _url(wire, api)
 
 
 @BOTH
@@ -101,3 +103,36 @@ async def test_malformed_replies_exhaust_retries_as_one_line_llm_error(
 
     assert (error.kind, error.retryable) == ("malformed", True)
     assert "\n" not in str(error)
+
+
+@BOTH
+async def test_a_retry_after_beyond_the_budget_fails_at_once_as_rate_limited(
+    wire: WireServer, prompt: LLMRequest, api: Api, configure: Configure
+) -> None:
+    wire.script(api, Fail("rate_limit", retry_after_s=3600))
+    retry = {"max_retries": 3, "initial_delay_s": 0.01, "max_retry_after_s": 60}
+    started = time.perf_counter()
+    error = await _fail(wire, configure, prompt, retry=retry)
+
+    assert time.perf_counter() - started < 1.0  # no sleep for the hour asked
+    assert len(wire.seen(api)) == 1
+    assert (error.kind, error.retryable) == ("rate_limited", True)
+    message = str(error)
+    assert "3600 s" in message and "max_retry_after_s=60" in message
+    assert _url(wire, api) in message and error.model is not None and error.model in message
+    assert error.endpoint == _url(wire, api)
+    assert "\n" not in message
+
+
+@BOTH
+@pytest.mark.parametrize(
+    "step", [Fail("auth"), Fail("server"), Drop(), Raw(b"<html>")], ids=["auth", "server", "drop", "raw"]
+)
+async def test_every_failed_call_names_its_model_and_endpoint(
+    wire: WireServer, prompt: LLMRequest, api: Api, configure: Configure, step: Fail | Drop | Raw
+) -> None:
+    wire.script(api, *[step] * 3)
+    error = await _fail(wire, configure, prompt)
+
+    assert error.endpoint == _url(wire, api)
+    assert error.model == configure(wire).resolved_models()[0].model
