@@ -170,6 +170,12 @@ class LLMConfig(_Frozen):
         default=None, description="ensemble: steer toward models that improve most per dollar"
     )
     retry: RetryConfig = RetryConfig()
+    max_reply_chars: int = Field(
+        default=200_000,
+        ge=1,
+        description="a longer reply is a malformed one (retried): no real model writes 200k "
+        "characters under max_tokens, and the run would store and parse it whole",
+    )
     http_client: Literal["aiohttp", "httpx"] = Field(
         default="aiohttp",
         description="the SDKs' HTTP transport: aiohttp (the SDKs' DefaultAioHttpClient; half the "

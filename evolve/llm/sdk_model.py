@@ -48,6 +48,7 @@ class SDKModel(ABC, Generic[ClientT]):
         limiter: bounds requests in flight to the endpoint; shared with the client.
         retry: the retry policy.
         rng: jitter source for the backoff.
+        max_reply_chars: a longer reply text is a malformed reply (retried).
     """
 
     def __init__(
@@ -57,8 +58,11 @@ class SDKModel(ABC, Generic[ClientT]):
         limiter: asyncio.Semaphore,
         retry: RetryConfig,
         rng: np.random.Generator,
+        *,
+        max_reply_chars: int = 200_000,
     ) -> None:
         self._spec = spec
+        self._max_reply_chars = max_reply_chars
         self._client = client
         self._limiter = limiter
         self._retry = retry
@@ -146,7 +150,13 @@ class SDKModel(ABC, Generic[ClientT]):
         return self._reply(response, latency)
 
     def _make_reply(self, text: str, usage: Usage, latency: float) -> LLMReply:
-        """The reply record: text, tokens (cache reads and writes too), latency and cost."""
+        """The reply record: text, tokens (cache reads and writes too), latency and cost; a
+        malformed-reply error if the text is longer than ``max_reply_chars``."""
+        if len(text) > self._max_reply_chars:
+            raise malformed_reply(
+                self._ctx,
+                f"reply of {len(text)} chars exceeds llm.max_reply_chars={self._max_reply_chars}",
+            )
         return LLMReply(
             model=self._spec.model,
             text=text,

@@ -13,7 +13,7 @@ from llm_helpers import anthropic_config, build, openai_config
 from evolve.llm.base import LLMError
 from evolve.llm.config import LLMConfig
 from evolve.records import LLMRequest
-from evolve.testing.wire_server import Api, Drop, Fail, Raw, Trickle, WireServer
+from evolve.testing.wire_server import Api, Drop, Fail, Raw, Reply, Trickle, WireServer
 
 Configure = Callable[..., LLMConfig]
 APIS: list[tuple[Api, Configure]] = [("openai", openai_config), ("anthropic", anthropic_config)]
@@ -136,3 +136,32 @@ async def test_every_failed_call_names_its_model_and_endpoint(
 
     assert error.endpoint == _url(wire, api)
     assert error.model == configure(wire).resolved_models()[0].model
+
+
+@BOTH
+async def test_a_reply_beyond_max_reply_chars_is_a_retried_malformed_reply(
+    wire: WireServer, prompt: LLMRequest, api: Api, configure: Configure
+) -> None:
+    huge = "x" * 300_001
+    wire.script(api, Reply(huge), Reply(huge), Reply("ok"))
+    llm = build(configure(wire))
+    reply = await llm.complete(prompt)
+    await llm.aclose()
+
+    assert reply.text == "ok"
+    assert [r.kind for r in reply.retried] == ["malformed", "malformed"]
+    assert "300001 chars" in reply.retried[0].message
+    assert "llm.max_reply_chars=200000" in reply.retried[0].message
+
+
+@BOTH
+async def test_max_reply_chars_is_configurable(
+    wire: WireServer, prompt: LLMRequest, api: Api, configure: Configure
+) -> None:
+    wire.script(api, Reply("y" * 50), Reply("y" * 40))
+    llm = build(configure(wire, max_reply_chars=40))
+    reply = await llm.complete(prompt)
+    await llm.aclose()
+
+    assert reply.text == "y" * 40
+    assert [r.kind for r in reply.retried] == ["malformed"]
