@@ -16,6 +16,8 @@ import re
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+from evolve.text import MAX_CODE_CHARS
+
 __all__ = [
     "MAX_EDITS",
     "DiffError",
@@ -299,6 +301,7 @@ def apply_edits(code: str, edits: Iterable[Edit]) -> str:
     whitespace and allowing a uniform indentation shift (the replacement is re-indented by the
     same shift). When the program has EVOLVE blocks, each matched region must lie wholly inside
     one block, and the markers must survive unchanged. Windows newlines are kept as they were.
+    A child longer than :data:`~evolve.text.MAX_CODE_CHARS` is an error.
 
     Raises:
         DiffError: naming the 1-based edit that failed and quoting its first SEARCH line.
@@ -324,7 +327,7 @@ def apply_edits(code: str, edits: Iterable[Edit]) -> str:
         lines[at : at + length] = replacement
     if _marker_lines(lines) != original_markers:
         raise DiffError("the edits added or removed EVOLVE-BLOCK markers; markers must not change")
-    result = "\n".join(lines) + ("\n" if trailing_newline else "")
+    result = _bounded_program("\n".join(lines) + ("\n" if trailing_newline else ""))
     return result.replace("\n", "\r\n") if crlf else result
 
 
@@ -345,7 +348,7 @@ def extract_program(reply: str) -> str:
     untagged = [body for tag, body in fenced if tag == ""]
     bodies = tagged or untagged
     if bodies:
-        return max(reversed(bodies), key=len)
+        return _bounded_program(max(reversed(bodies), key=len))
     try:
         ast.parse(text)
     except (SyntaxError, ValueError) as exc:
@@ -357,7 +360,18 @@ def extract_program(reply: str) -> str:
             "no ```python code block found and the reply is not a Python program "
             f"({type(exc).__name__}: {exc})"
         ) from exc
-    return text
+    return _bounded_program(text)
+
+
+def _bounded_program(code: str) -> str:
+    """``code``, unless it is longer than :data:`~evolve.text.MAX_CODE_CHARS` (a program is
+    never cut, and one growing without bound would be stored and evaluated whole)."""
+    if len(code) > MAX_CODE_CHARS:
+        raise DiffError(
+            f"the program would have {len(code)} characters, more than {MAX_CODE_CHARS}; "
+            "keep it shorter"
+        )
+    return code
 
 
 def _fenced_blocks(text: str) -> list[tuple[str, str]]:
@@ -409,7 +423,7 @@ def merge_rewrite(original: str, rewritten: str) -> str:
         merged.extend(new_lines[new_lo:new_hi])
         cursor = old_hi
     merged.extend(old_lines[cursor:])
-    return "\n".join(merged)
+    return _bounded_program("\n".join(merged))
 
 
 def unified_diff(old: str, new: str) -> str:

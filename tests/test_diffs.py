@@ -22,6 +22,7 @@ from evolve.diffs import (
     parse_edits,
     unified_diff,
 )
+from evolve.text import MAX_CODE_CHARS
 
 PROGRAM = """import math
 
@@ -367,3 +368,13 @@ def test_tolerant_matching_finds_exactly_the_windows_of_its_definition(
     lines: list[str], pattern: list[str]
 ) -> None:
     assert _tolerant_matches(lines, pattern) == _naive_tolerant_matches(lines, pattern)
+
+
+def test_a_child_longer_than_the_code_limit_is_rejected_never_cut() -> None:
+    line = "    x = 1\n"
+    grow = Edit("    scale = 1.0\n", "    scale = 1.0\n" + line * (MAX_CODE_CHARS // len(line)))
+    with pytest.raises(DiffError, match=f"more than {MAX_CODE_CHARS}"):
+        apply_edits(PROGRAM, [grow])
+    huge = "```python\n" + "x = 1\n" * (MAX_CODE_CHARS // 6 + 1) + "```\n"
+    with pytest.raises(DiffError, match=f"more than {MAX_CODE_CHARS}"):
+        extract_program(huge)

@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from evolve.text import MAX_REPLY_CHARS
+
 __all__ = ["MODE_KINDS", "LLMConfig", "ModelSpec", "RetryConfig"]
 
 #: Proposal kinds the controller knows; ``mode_weights`` may only name these.
@@ -173,6 +175,7 @@ class LLMConfig(_Frozen):
     max_reply_chars: int = Field(
         default=200_000,
         ge=1,
+        le=MAX_REPLY_CHARS,
         description="a longer reply is a malformed one (retried): no real model writes 200k "
         "characters under max_tokens, and the run would store and parse it whole",
     )

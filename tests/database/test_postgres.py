@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hostile_records import store_and_read_hostile_text
 
 from evolve.app import build_controller, start_run
 from evolve.config import RunConfig
@@ -93,3 +94,11 @@ async def test_a_run_and_its_resume_on_postgresql(toy: Problem, tmp_path: Path, 
     assert [p.iteration for p in after] == list(range(21))
     assert all(first[p.id] == p for p in after if p.id in first)
     db.close()
+
+
+def test_hostile_text_is_stored_clean_and_bounded_on_postgresql(postgres_url: str) -> None:
+    db = Database.open(postgres_url)
+    try:
+        store_and_read_hostile_text(db)
+    finally:
+        db.close()
