@@ -40,6 +40,7 @@ class ReplayLLM:
                 "(the runs diverged: same problem, config and seed are needed)",
                 retryable=False,
                 kind="replay_diverged",
+                model=self.name,
             )
         reply = queue.pop(0) if len(queue) > 1 else queue[0]
         return reply.model_copy(update={"cost_usd": 0.0, "latency_s": 0.0})
