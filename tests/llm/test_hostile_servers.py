@@ -49,7 +49,7 @@ async def test_a_trickling_server_meets_the_total_deadline_of_each_attempt(
     assert (error.kind, error.retryable) == ("timeout", True)
     assert [r.kind for r in error.retried] == ["timeout"]
     assert len(wire.seen(api)) == 2
-    assert 0.8 <= elapsed < 2.0
+    assert 0.8 <= elapsed < 4.0  # the whole body would take over 30 s
     assert "0.4 s" in str(error) and _url(wire, api) in str(error)
     assert error.model == configure(wire).resolved_models()[0].model
     assert error.endpoint == _url(wire, api)
