@@ -13,10 +13,13 @@ from __future__ import annotations
 import ast
 import difflib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+from evolve.text import MAX_CODE_CHARS
+
 __all__ = [
+    "MAX_EDITS",
     "DiffError",
     "Edit",
     "apply_edits",
@@ -33,8 +36,15 @@ END_MARKER = "EVOLVE-BLOCK-END"
 _SEARCH_RE = re.compile(r"^\s*<{5,9}\s*SEARCH\s*$")
 _DIVIDER_RE = re.compile(r"^\s*={5,9}\s*$")
 _REPLACE_RE = re.compile(r"^\s*>{5,9}\s*REPLACE\s*$")
-_FENCE_RE = re.compile(r"^[ \t]*```[ \t]*([\w+-]*)[^\n]*\n(.*?)^[ \t]*```[ \t]*$", re.M | re.S)
+# A fence opens on a line starting with ``` (an optional tag, then anything) and closes on a line
+# of ``` alone; both are matched one line at a time, so parsing stays linear in the reply.
+_FENCE_OPEN_RE = re.compile(r"[ \t]*```[ \t]*([\w+-]*)")
+_FENCE_CLOSE_RE = re.compile(r"[ \t]*```[ \t]*")
 _PYTHON_TAGS = frozenset({"python", "py", "python3"})
+
+#: SEARCH/REPLACE blocks one reply may hold. Each edit is applied to the whole program in
+#: linear time, so this bounds a reply's cost at a fixed multiple of the program's size.
+MAX_EDITS = 200
 
 
 class DiffError(Exception):
@@ -76,9 +86,12 @@ def parse_edits(reply: str) -> tuple[Edit, ...]:
     Tolerant of what models really emit: blocks inside code fences or not, 5 to 9 marker
     characters, trailing spaces on marker lines, Windows newlines and prose between blocks.
 
+    Linear in the reply's length: one pass over its lines, each matched against anchored
+    patterns.
+
     Raises:
         DiffError: no block at all, a block without its ``=======`` or ``>>>>>>> REPLACE`` line,
-            or a block with an empty SEARCH section.
+            a block with an empty SEARCH section, or more than :data:`MAX_EDITS` blocks.
     """
     lines = reply.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     edits: list[Edit] = []
@@ -102,6 +115,10 @@ def parse_edits(reply: str) -> tuple[Edit, ...]:
         elif _REPLACE_RE.match(line):
             if not any(s.strip() for s in search):
                 raise DiffError(f"block {len(edits) + 1} has an empty SEARCH section")
+            if len(edits) == MAX_EDITS:
+                raise DiffError(
+                    f"more than {MAX_EDITS} SEARCH/REPLACE blocks; make fewer, larger edits"
+                )
             edits.append(
                 Edit("".join(s + "\n" for s in search), "".join(r + "\n" for r in replace))
             )
@@ -156,34 +173,83 @@ def _blocks_of(lines: Sequence[str]) -> tuple[tuple[int, int], ...]:
     return tuple(blocks)
 
 
-def _find_exact(lines: Sequence[str], pattern: Sequence[str]) -> list[int]:
-    n = len(pattern)
-    first = pattern[0]
-    return [
-        i
-        for i in range(len(lines) - n + 1)
-        if lines[i] == first and list(lines[i : i + n]) == list(pattern)
-    ]
+def _occurrences(seq: Sequence[Hashable], pattern: Sequence[Hashable]) -> Iterator[int]:
+    """Start of every occurrence of ``pattern`` in ``seq``, overlapping ones too, in
+    O(len(seq) + len(pattern)) comparisons (Knuth-Morris-Pratt over items)."""
+    m = len(pattern)
+    if m == 0:
+        return
+    fail = [0] * m  # fail[k]: length of the longest proper border of pattern[: k + 1]
+    k = 0
+    for i in range(1, m):
+        while k and pattern[i] != pattern[k]:
+            k = fail[k - 1]
+        if pattern[i] == pattern[k]:
+            k += 1
+        fail[i] = k
+    k = 0
+    for i, item in enumerate(seq):
+        while k and item != pattern[k]:
+            k = fail[k - 1]
+        if item == pattern[k]:
+            k += 1
+            if k == m:
+                yield i - m + 1
+                k = fail[k - 1]
 
 
 def _indent(line: str) -> str:
     return line[: len(line) - len(line.lstrip())]
 
 
-def _shift_at(lines: Sequence[str], pattern: Sequence[str], at: int) -> int | None:
-    """The uniform indentation shift (code minus search) under which ``pattern`` matches at ``at``."""
-    shift: int | None = None
-    for code_line, pat_line in zip(lines[at : at + len(pattern)], pattern, strict=True):
-        if code_line.strip() != pat_line.strip():
-            return None
-        if not pat_line.strip():
+def _shape(lines: Sequence[str]) -> list[tuple[int | None, str] | None]:
+    """Each line as matched up to indentation: None for a blank line, else (its indentation
+    minus that of the previous non-blank line, or None for the first; its stripped text).
+
+    Two runs of lines match under one uniform indentation shift exactly when their blank lines
+    coincide and their shapes agree after the first non-blank line, whose stripped texts must
+    agree; that turns the tolerant match into a plain sequence search.
+    """
+    shapes: list[tuple[int | None, str] | None] = []
+    previous: int | None = None
+    for line in lines:
+        stripped = line.strip()
+        if not stripped:
+            shapes.append(None)
             continue
-        delta = len(_indent(code_line)) - len(_indent(pat_line))
-        if shift is None:
-            shift = delta
-        elif delta != shift:
-            return None
-    return shift
+        indent = len(line) - len(line.lstrip())
+        shapes.append((None if previous is None else indent - previous, stripped))
+        previous = indent
+    return shapes
+
+
+def _tolerant_matches(lines: Sequence[str], pattern: Sequence[str]) -> list[tuple[int, int]]:
+    """Every ``(start, shift)`` where ``pattern`` matches ``lines`` ignoring surrounding
+    whitespace under one uniform indentation shift (code minus search), in linear time.
+
+    A pattern of blank lines only has no shift and matches nowhere.
+    """
+    pat = _shape(pattern)
+    first = next((k for k, shape in enumerate(pat) if shape is not None), None)
+    if first is None:
+        return []
+    code = _shape(lines)
+    blank_run = [0] * (len(lines) + 1)  # blank_run[i]: blank lines ending just before line i
+    for i, shape in enumerate(code):
+        blank_run[i + 1] = blank_run[i] + 1 if shape is None else 0
+    head = pattern[first].strip()
+    tail = pat[first + 1 :]
+    stop = len(lines) - len(pattern) + first  # the last index the first non-blank line may take
+    if tail:
+        anchors: Iterable[int] = (j - 1 for j in _occurrences(code, tail) if j - 1 >= first)
+    else:
+        anchors = range(first, stop + 1)
+    matches = []
+    for a in anchors:
+        if a > stop or code[a] is None or lines[a].strip() != head or blank_run[a] < first:
+            continue
+        matches.append((a - first, len(_indent(lines[a])) - len(_indent(pattern[first]))))
+    return matches
 
 
 def _reindent(lines: Sequence[str], shift: int, prefix: str) -> list[str]:
@@ -204,7 +270,7 @@ def _locate(lines: list[str], edit: Edit, number: int) -> tuple[int, int, list[s
     pattern = _lines(edit.search)
     replacement = _lines(edit.replace)
     quoted = repr(_first_line(edit.search))
-    exact = _find_exact(lines, pattern)
+    exact = list(_occurrences(lines, pattern))
     if len(exact) == 1:
         return exact[0], len(pattern), replacement
     if len(exact) > 1:
@@ -212,11 +278,7 @@ def _locate(lines: list[str], edit: Edit, number: int) -> tuple[int, int, list[s
             f"edit {number}: SEARCH text starting {quoted} occurs {len(exact)} times; "
             "include more surrounding lines so that it matches exactly once"
         )
-    matches: list[tuple[int, int]] = []
-    for i in range(len(lines) - len(pattern) + 1):
-        shift = _shift_at(lines, pattern, i)
-        if shift is not None:
-            matches.append((i, shift))
+    matches = _tolerant_matches(lines, pattern)
     if not matches:
         raise DiffError(
             f"edit {number}: SEARCH text starting {quoted} was not found in the program; "
@@ -239,6 +301,7 @@ def apply_edits(code: str, edits: Iterable[Edit]) -> str:
     whitespace and allowing a uniform indentation shift (the replacement is re-indented by the
     same shift). When the program has EVOLVE blocks, each matched region must lie wholly inside
     one block, and the markers must survive unchanged. Windows newlines are kept as they were.
+    A child longer than :data:`~evolve.text.MAX_CODE_CHARS` is an error.
 
     Raises:
         DiffError: naming the 1-based edit that failed and quoting its first SEARCH line.
@@ -264,7 +327,7 @@ def apply_edits(code: str, edits: Iterable[Edit]) -> str:
         lines[at : at + length] = replacement
     if _marker_lines(lines) != original_markers:
         raise DiffError("the edits added or removed EVOLVE-BLOCK markers; markers must not change")
-    result = "\n".join(lines) + ("\n" if trailing_newline else "")
+    result = _bounded_program("\n".join(lines) + ("\n" if trailing_newline else ""))
     return result.replace("\n", "\r\n") if crlf else result
 
 
@@ -273,17 +336,19 @@ def extract_program(reply: str) -> str:
 
     Takes the largest ```python fenced block (the last one among equals); untagged fences count
     when no block is tagged Python. Without any fence the whole reply is taken if it parses.
+    The fences are found in one pass over the reply's lines (a fence regex over the whole text
+    was quadratic in the number of unclosed fences: 68 s for a 120 KB reply).
 
     Raises:
         DiffError: no fenced block and the reply is not Python either.
     """
     text = reply.replace("\r\n", "\n")
-    fenced = [(m.group(1).lower(), m.group(2)) for m in _FENCE_RE.finditer(text)]
+    fenced = _fenced_blocks(text)
     tagged = [body for tag, body in fenced if tag in _PYTHON_TAGS]
     untagged = [body for tag, body in fenced if tag == ""]
     bodies = tagged or untagged
     if bodies:
-        return max(reversed(bodies), key=len)
+        return _bounded_program(max(reversed(bodies), key=len))
     try:
         ast.parse(text)
     except (SyntaxError, ValueError) as exc:
@@ -295,7 +360,40 @@ def extract_program(reply: str) -> str:
             "no ```python code block found and the reply is not a Python program "
             f"({type(exc).__name__}: {exc})"
         ) from exc
-    return text
+    return _bounded_program(text)
+
+
+def _bounded_program(code: str) -> str:
+    """``code``, unless it is longer than :data:`~evolve.text.MAX_CODE_CHARS` (a program is
+    never cut, and one growing without bound would be stored and evaluated whole)."""
+    if len(code) > MAX_CODE_CHARS:
+        raise DiffError(
+            f"the program would have {len(code)} characters, more than {MAX_CODE_CHARS}; "
+            "keep it shorter"
+        )
+    return code
+
+
+def _fenced_blocks(text: str) -> list[tuple[str, str]]:
+    """Every closed fenced block of ``text`` as (lower-case tag, body), in order, in one pass.
+
+    A line opening a fence must end with a newline; the body runs to the next line that is
+    ``` alone. A fence never closed ends the scan: no later line can close one either.
+    """
+    lines = text.split("\n")
+    blocks: list[tuple[str, str]] = []
+    tag: str | None = None
+    body_start = 0
+    for index, line in enumerate(lines):
+        if tag is None:
+            opened = _FENCE_OPEN_RE.match(line)
+            if opened is not None and index < len(lines) - 1:
+                tag, body_start = opened.group(1).lower(), index + 1
+        elif _FENCE_CLOSE_RE.fullmatch(line):
+            body = lines[body_start:index]
+            blocks.append((tag, "".join(f"{ln}\n" for ln in body)))
+            tag = None
+    return blocks
 
 
 def merge_rewrite(original: str, rewritten: str) -> str:
@@ -325,7 +423,7 @@ def merge_rewrite(original: str, rewritten: str) -> str:
         merged.extend(new_lines[new_lo:new_hi])
         cursor = old_hi
     merged.extend(old_lines[cursor:])
-    return "\n".join(merged)
+    return _bounded_program("\n".join(merged))
 
 
 def unified_diff(old: str, new: str) -> str:

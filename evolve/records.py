@@ -8,9 +8,29 @@ score of 0.0, and errors are fields of a record, never metrics.
 from __future__ import annotations
 
 import enum
-from typing import Any
+from functools import partial
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from evolve.text import (
+    MAX_CODE_CHARS,
+    MAX_MESSAGE_CHARS,
+    MAX_OUTPUT_CHARS,
+    MAX_REPLY_CHARS,
+    clean_text,
+    safe_text,
+)
+
+# Text fields that hold candidate- or model-derived strings, made storable when a record is
+# built (see evolve.text): cleaned of lone surrogates and NUL, and bounded, except program code,
+# which is cleaned only (cutting it would change the program; evolve.diffs bounds a child).
+CleanText = Annotated[str, AfterValidator(clean_text)]
+MessageText = Annotated[str, AfterValidator(partial(safe_text, limit=MAX_MESSAGE_CHARS))]
+OutputText = Annotated[str, AfterValidator(partial(safe_text, limit=MAX_OUTPUT_CHARS))]
+ReplyText = Annotated[str, AfterValidator(partial(safe_text, limit=MAX_REPLY_CHARS))]
+DiffText = Annotated[str, AfterValidator(partial(safe_text, limit=2 * MAX_CODE_CHARS))]
+StageText = Annotated[str, AfterValidator(partial(safe_text, limit=200))]
 
 
 class Record(BaseModel):
@@ -83,8 +103,8 @@ class ErrorInfo(Record):
     """Why an evaluation or a proposal failed; shown to the LLM in the next prompt."""
 
     kind: Status
-    message: str
-    stage: str | None = None  # which cascade stage or step failed, when known
+    message: MessageText
+    stage: StageText | None = None  # which cascade stage or step failed, when known
 
     @classmethod
     def from_exception(cls, kind: Status, exc: BaseException, stage: str | None = None) -> ErrorInfo:
@@ -96,9 +116,9 @@ class EvalResult(Record):
 
     status: Status
     metrics: dict[str, float] = Field(default_factory=dict)
-    feedback: str = ""  # scorer's text for the LLM (warnings, hints); empty when none
+    feedback: MessageText = ""  # scorer's text for the LLM (warnings, hints); empty when none
     error: ErrorInfo | None = None
-    stdout_tail: str = ""  # the candidate's captured stdout/stderr, truncated
+    stdout_tail: OutputText = ""  # the candidate's captured stdout/stderr, truncated
     wall_time_s: float = 0.0
 
     @property
@@ -108,7 +128,7 @@ class EvalResult(Record):
 
 class Message(Record):
     role: str  # "system" | "user" | "assistant"
-    content: str
+    content: CleanText
 
 
 class LLMRequest(Record):
@@ -120,7 +140,7 @@ class LLMRequest(Record):
 
     messages: tuple[Message, ...]
     mode: str = "diff"  # "diff" | "rewrite"
-    parent_code: str = ""
+    parent_code: CleanText = ""
     seed: int = 0
 
 
@@ -128,14 +148,14 @@ class RetriedFailure(Record):
     """A failed attempt of a model call that was retried: its error kind and message."""
 
     kind: str  # ProviderError kinds: rate_limit, server, timeout, connection, malformed, ...
-    message: str
+    message: MessageText
 
 
 class LLMReply(Record):
     """One completion, with what it cost, and the failed attempts retried before it."""
 
     model: str
-    text: str
+    text: ReplyText
     input_tokens: int = 0  # every prompt token, cached or not
     output_tokens: int = 0
     cache_read_tokens: int = 0  # part of input_tokens read from the provider's prompt cache
@@ -154,15 +174,15 @@ class Program(Record):
     parent_id: str | None
     island: int
     generation: int
-    code: str | None  # None only for proposals that produced no program (llm/diff errors)
+    code: CleanText | None  # None only for proposals that produced no program (llm/diff errors)
     code_hash: str | None
-    diff: str = ""  # unified diff from the parent
+    diff: DiffText = ""  # unified diff from the parent
     status: Status
     metrics: dict[str, float] = Field(default_factory=dict)
     features: dict[str, float] = Field(default_factory=dict)
     cell: tuple[int, ...] | None = None
     error: ErrorInfo | None = None
-    feedback: str = ""
+    feedback: MessageText = ""
     mode: str = "diff"
     inspiration_ids: tuple[str, ...] = ()
     timings: dict[str, float] = Field(default_factory=dict)

@@ -184,3 +184,34 @@ def test_ctrl_c_marks_the_run_interrupted_and_resume_finishes_it(tmp_path: Path)
     r = evolve("resume", "c", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert sorted(_programs(db)) == list(range(101))
+
+
+HOSTILE_RUN = '''
+def run():
+    import sys
+    pts = points()
+    sys.stdout.write("out\\x00put\\n")  # a NUL byte: PostgreSQL refuses it in text
+    if pts[0][0] != 0.1:  # most children: the mutator moved the first point
+        raise ValueError("bad point \\ud800 here")  # a lone surrogate: UTF-8 cannot encode it
+    return np.clip(np.array(pts, dtype=float), 0.0, 1.0).tolist()
+'''
+
+
+def test_a_candidate_raising_a_lone_surrogate_and_printing_nul_runs_and_resumes(tmp_path: Path) -> None:
+    evolve("init", "p", cwd=tmp_path)
+    initial = tmp_path / "p" / "initial.py"
+    source = initial.read_text()
+    initial.write_text(source[: source.index("def run():")] + HOSTILE_RUN.lstrip("\n"))
+    args = ("problem=p", "run_name=h", "evaluator.concurrency=2")
+    first = evolve("run", *args, "max_iterations=12", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    again = evolve("resume", "h", "max_iterations=24", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+
+    db = sqlite3.connect(tmp_path / "runs" / "h" / "evolve.db")
+    rows = db.execute("select iteration, status, error_message, stdout_tail from programs").fetchall()
+    assert sorted(it for it, *_ in rows) == list(range(25))
+    raised = [msg for _, status, msg, _ in rows if status == "exception"]
+    assert raised and all("bad point \ufffd here" in msg for msg in raised)
+    assert all("\x00" not in (out or "") for *_, out in rows)
+    assert any("out\ufffdput" in (out or "") for *_, out in rows)

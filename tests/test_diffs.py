@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from evolve.diffs import (
+    MAX_EDITS,
     DiffError,
     Edit,
+    _tolerant_matches,
     apply_edits,
     evolve_blocks,
     extract_program,
@@ -16,6 +22,7 @@ from evolve.diffs import (
     parse_edits,
     unified_diff,
 )
+from evolve.text import MAX_CODE_CHARS
 
 PROGRAM = """import math
 
@@ -280,3 +287,94 @@ def test_unified_diff_golden() -> None:
         "--- a/parent\n+++ b/child\n@@ -1,2 +1,2 @@\n a = 1\n-b = 2\n+b = 3\n"
     )
     assert unified_diff("x\n", "x\n") == ""
+
+
+# -- hostile replies: every parse is linear in the reply ---------------------------------------
+
+#: Well above the 120 KB reply that froze the loop for over 95 s with a fence regex.
+HOSTILE_SIZE = 150_000
+HOSTILE_REPLIES = {
+    "unclosed_tagged_fences": "```python x\n" * (HOSTILE_SIZE // 12),
+    "unclosed_fences_with_bodies": "```py a\nbody\n" * (HOSTILE_SIZE // 13),
+    "fence_lines": "```\n" * (HOSTILE_SIZE // 4),
+    "search_markers": "<<<<<<< SEARCH\n" * (HOSTILE_SIZE // 15),
+    "dividers": "=======\n" * (HOSTILE_SIZE // 8),
+    "long_marker_line": "<" * HOSTILE_SIZE,
+    "long_space_line": " " * HOSTILE_SIZE + "x",
+    "long_backtick_line": "`" * HOSTILE_SIZE,
+}
+
+
+def _seconds(work: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    with contextlib.suppress(DiffError):
+        work()
+    return time.perf_counter() - started
+
+
+@pytest.mark.parametrize("reply", HOSTILE_REPLIES.values(), ids=HOSTILE_REPLIES.keys())
+def test_parsing_a_hostile_reply_takes_under_a_second(reply: str) -> None:
+    assert _seconds(lambda: extract_program(reply)) < 1.0
+    assert _seconds(lambda: parse_edits(reply)) < 1.0
+    assert _seconds(lambda: merge_rewrite(PROGRAM, reply)) < 1.0
+
+
+def test_an_unclosed_fence_after_closed_ones_keeps_the_closed_ones() -> None:
+    reply = "```python\nx = 1\n```\n" + "```python\n" * 10_000
+    assert extract_program(reply) == "x = 1\n"
+
+
+def test_overlapping_searches_in_a_long_program_match_in_linear_time() -> None:
+    program = "    x = 1\n" * 6000
+    exact = Edit("    x = 1\n" * 3000, "y = 2\n")
+    shifted = Edit("x = 1\n" * 3000, "y = 2\n")
+    for edit, message in ((exact, "occurs 3001 times"), (shifted, "matches 3001 places")):
+        started = time.perf_counter()
+        with pytest.raises(DiffError, match=message):
+            apply_edits(program, [edit])
+        assert time.perf_counter() - started < 1.0
+
+
+def test_a_reply_with_too_many_blocks_is_rejected() -> None:
+    block = "<<<<<<< SEARCH\nx\n=======\ny\n>>>>>>> REPLACE\n"
+    assert len(parse_edits(block * MAX_EDITS)) == MAX_EDITS
+    with pytest.raises(DiffError, match=f"more than {MAX_EDITS} SEARCH/REPLACE blocks"):
+        parse_edits(block * (MAX_EDITS + 1))
+
+
+def _naive_tolerant_matches(lines: list[str], pattern: list[str]) -> list[tuple[int, int]]:
+    """The definition: every window whose stripped lines agree and whose non-blank lines all
+    have the same indentation shift (windows without a non-blank line do not match)."""
+    found = []
+    for at in range(len(lines) - len(pattern) + 1):
+        window = lines[at : at + len(pattern)]
+        if any(c.strip() != p.strip() for c, p in zip(window, pattern, strict=True)):
+            continue
+        shifts = {
+            (len(c) - len(c.lstrip())) - (len(p) - len(p.lstrip()))
+            for c, p in zip(window, pattern, strict=True)
+            if p.strip()
+        }
+        if len(shifts) == 1:
+            found.append((at, shifts.pop()))
+    return found
+
+
+_LINE = st.sampled_from(["x", " x", "  x", "\tx", "y", "  y", "", "  ", "x ", "    y"])
+
+
+@given(st.lists(_LINE, min_size=1, max_size=12), st.lists(_LINE, min_size=1, max_size=4))
+def test_tolerant_matching_finds_exactly_the_windows_of_its_definition(
+    lines: list[str], pattern: list[str]
+) -> None:
+    assert _tolerant_matches(lines, pattern) == _naive_tolerant_matches(lines, pattern)
+
+
+def test_a_child_longer_than_the_code_limit_is_rejected_never_cut() -> None:
+    line = "    x = 1\n"
+    grow = Edit("    scale = 1.0\n", "    scale = 1.0\n" + line * (MAX_CODE_CHARS // len(line)))
+    with pytest.raises(DiffError, match=f"more than {MAX_CODE_CHARS}"):
+        apply_edits(PROGRAM, [grow])
+    huge = "```python\n" + "x = 1\n" * (MAX_CODE_CHARS // 6 + 1) + "```\n"
+    with pytest.raises(DiffError, match=f"more than {MAX_CODE_CHARS}"):
+        extract_program(huge)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import (
     Connection,
@@ -54,6 +54,14 @@ from evolve.records import (
     Status,
     check_transition,
     jsonable,
+)
+from evolve.text import (
+    MAX_CODE_CHARS,
+    MAX_MESSAGE_CHARS,
+    MAX_OUTPUT_CHARS,
+    MAX_REPLY_CHARS,
+    clean_text,
+    safe_text,
 )
 
 
@@ -134,6 +142,20 @@ def _finish_statement(status: Status, with_error: bool) -> HotStatement:
 
 
 _FINISH = {(status, err): _finish_statement(status, err) for status in Status for err in (False, True)}
+
+
+@overload
+def _message(text: str) -> str: ...
+@overload
+def _message(text: None) -> None: ...
+def _message(text: str | None) -> str | None:
+    """A message as stored: storable and bounded (see :mod:`evolve.text`); records are made so
+    when built, and this holds for values that reached a record without validation too."""
+    return None if text is None else safe_text(text, MAX_MESSAGE_CHARS)
+
+
+def _stage(text: str | None) -> str | None:
+    return None if text is None else safe_text(text, 200)  # the column is a String(200)
 
 
 def program_from_row(row: ProgramRow, inspirations: Sequence[str] = ()) -> Program:
@@ -261,7 +283,7 @@ class Database:
     def set_run_status(
         self, run_id: str, status: str, reason: str | None = None, config: dict[str, Any] | None = None
     ) -> None:
-        values: dict[str, Any] = {"status": status, "stop_reason": reason, "updated_at": utcnow()}
+        values: dict[str, Any] = {"status": status, "stop_reason": _message(reason), "updated_at": utcnow()}
         if config is not None:
             values["config"] = config
         with self._tx() as s:
@@ -333,16 +355,16 @@ class Database:
             "features": jsonable(program.features),
             "cell": list(program.cell) if program.cell is not None else None,
             "score": score,
-            "feedback": program.feedback,
-            "stdout_tail": stdout_tail,
+            "feedback": _message(program.feedback),
+            "stdout_tail": safe_text(stdout_tail, MAX_OUTPUT_CHARS),
             "timings": jsonable(program.timings),
             "evaluated_at": utcnow(),
         }
         if program.error is not None:
             values |= {
                 "error_kind": program.error.kind.value,
-                "error_message": program.error.message,
-                "error_stage": program.error.stage,
+                "error_message": _message(program.error.message),
+                "error_stage": _stage(program.error.stage),
             }
         statement = _FINISH[program.status, program.error is not None]
         with self._begin() as conn:
@@ -458,21 +480,25 @@ class Database:
             "iteration": iteration,
             "model": reply.model if reply else model,
             "mode": mode,
-            "prompt": [m.model_dump() for m in messages],
-            "reply": reply.text if reply else None,
+            "prompt": [{**m.model_dump(), "content": clean_text(m.content)} for m in messages],
+            "reply": safe_text(reply.text, MAX_REPLY_CHARS) if reply else None,
             "input_tokens": reply.input_tokens if reply else 0,
             "output_tokens": reply.output_tokens if reply else 0,
             "latency_s": reply.latency_s if reply else 0.0,
             "cost_usd": reply.cost_usd if reply else 0.0,
-            "error_kind": error[0] if error else None,
-            "error_message": error[1] if error else None,
+            "error_kind": error[0][:64] if error else None,
+            "error_message": _message(error[1]) if error else None,
             "created_at": utcnow(),
         }
         with self._begin() as conn:
             call_id = int(_INSERT_CALL.scalar(conn, row))
             if retried:
                 _INSERT_RETRIES.execute_many(
-                    conn, [{"llm_call_id": call_id, "kind": r.kind, "message": r.message} for r in retried]
+                    conn,
+                    [
+                        {"llm_call_id": call_id, "kind": r.kind[:64], "message": _message(r.message)}
+                        for r in retried
+                    ],
                 )
             if program is not None:
                 _insert_program(conn, program, stdout_tail="", llm_call_id=call_id, score=None)
@@ -604,19 +630,19 @@ def _values_of(p: Program, *, stdout_tail: str, llm_call_id: int | None, score: 
         "island": p.island,
         "generation": p.generation,
         "mode": p.mode,
-        "code": p.code,
+        "code": clean_text(p.code) if p.code is not None else None,
         "code_hash": p.code_hash,
-        "diff": p.diff,
+        "diff": safe_text(p.diff, 2 * MAX_CODE_CHARS),
         "status": p.status.value,
         "score": score,
         "metrics": jsonable(p.metrics),
         "features": jsonable(p.features),
         "cell": list(p.cell) if p.cell is not None else None,
         "error_kind": p.error.kind.value if p.error else None,
-        "error_message": p.error.message if p.error else None,
-        "error_stage": p.error.stage if p.error else None,
-        "feedback": p.feedback,
-        "stdout_tail": stdout_tail,
+        "error_message": _message(p.error.message) if p.error else None,
+        "error_stage": _stage(p.error.stage) if p.error else None,
+        "feedback": _message(p.feedback),
+        "stdout_tail": safe_text(stdout_tail, MAX_OUTPUT_CHARS),
         "timings": jsonable(p.timings),
         "llm_call_id": llm_call_id,
         "created_at": now,

@@ -77,11 +77,14 @@ class AnthropicModel(SDKModel[anthropic.AsyncAnthropic]):
         content = body.get("content")
         if not isinstance(content, list):
             raise malformed_reply(self._ctx, "no content field")
-        text = "".join(
-            str(block.get("text") or "")
+        texts = [
+            block.get("text") or ""
             for block in content
             if isinstance(block, dict) and block.get("type") == "text"
-        )
+        ]
+        if not all(isinstance(t, str) for t in texts):
+            raise malformed_reply(self._ctx, "a text block's text is not a string")
+        text = "".join(texts)
         if not text.strip():
             raise empty_reply(self._ctx, f"stop_reason={body.get('stop_reason')}")
         return self._make_reply(text, self._usage(body.get("usage")), latency)

@@ -9,7 +9,8 @@ from evolve.records import LLMReply, LLMRequest, RetriedFailure
 
 class LLMError(Exception):
     """A failed model call. ``retryable`` says whether trying again can help; ``retried``
-    holds the failed attempts retried before this last one."""
+    holds the failed attempts retried before this last one; ``model`` and ``endpoint`` (the
+    API root called) say who failed, when the call reached a network model."""
 
     def __init__(
         self,
@@ -18,11 +19,15 @@ class LLMError(Exception):
         retryable: bool,
         kind: str = "error",
         retried: tuple[RetriedFailure, ...] = (),
+        model: str | None = None,
+        endpoint: str | None = None,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.kind = kind
         self.retried = retried
+        self.model = model
+        self.endpoint = endpoint
 
 
 class LLM(Protocol):

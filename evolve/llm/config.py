@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from evolve.text import MAX_REPLY_CHARS
+
 __all__ = ["MODE_KINDS", "LLMConfig", "ModelSpec", "RetryConfig"]
 
 #: Proposal kinds the controller knows; ``mode_weights`` may only name these.
@@ -76,7 +78,12 @@ class ModelSpec(_Frozen):
         default=None, ge=0, le=2, description="sampling temperature; None: the provider's default"
     )
     max_tokens: int = Field(default=4096, ge=1, description="max output tokens per reply")
-    timeout_s: float = Field(default=120.0, gt=0, description="per-request timeout")
+    timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="total deadline of one attempt, request to last reply byte (not an idle "
+        "timeout); a call takes at most (retry.max_retries + 1) of them plus the backoff",
+    )
     weight: float = Field(default=1.0, ge=0, description="ensemble sampling weight")
     max_concurrency: int = Field(
         default=4, ge=1, description="requests in flight to this model's endpoint, at most"
@@ -165,6 +172,13 @@ class LLMConfig(_Frozen):
         default=None, description="ensemble: steer toward models that improve most per dollar"
     )
     retry: RetryConfig = RetryConfig()
+    max_reply_chars: int = Field(
+        default=200_000,
+        ge=1,
+        le=MAX_REPLY_CHARS,
+        description="a longer reply is a malformed one (retried): no real model writes 200k "
+        "characters under max_tokens, and the run would store and parse it whole",
+    )
     http_client: Literal["aiohttp", "httpx"] = Field(
         default="aiohttp",
         description="the SDKs' HTTP transport: aiohttp (the SDKs' DefaultAioHttpClient; half the "

@@ -25,6 +25,7 @@ __all__ = [
     "is_context_length",
     "malformed_reply",
     "parse_retry_after",
+    "retry_after_beyond_budget",
 ]
 
 # Phrases real servers use for "the prompt does not fit": OpenAI ("maximum context length",
@@ -39,13 +40,27 @@ _RETRYABLE_STATUSES = frozenset({408, 409, 429})
 
 
 class ProviderError(LLMError):
-    """An :class:`LLMError` that also carries the server's requested wait, for the retry loop."""
+    """An :class:`LLMError` that also carries the server's requested wait, for the retry loop,
+    and the call's :class:`CallContext` (its model and endpoint)."""
 
     def __init__(
-        self, message: str, *, retryable: bool, kind: str, retry_after_s: float | None = None
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        kind: str,
+        retry_after_s: float | None = None,
+        ctx: CallContext | None = None,
     ) -> None:
-        super().__init__(message, retryable=retryable, kind=kind)
+        super().__init__(
+            message,
+            retryable=retryable,
+            kind=kind,
+            model=ctx.model if ctx else None,
+            endpoint=ctx.base_url if ctx else None,
+        )
         self.retry_after_s = retry_after_s
+        self.ctx = ctx
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +121,7 @@ def classify_status(
             f"{ctx.who()}: prompt exceeds the context window ({status}): {detail}",
             retryable=False,
             kind="context_length",
+            ctx=ctx,
         )
     should_retry = {k.lower(): v for k, v in headers.items()}.get("x-should-retry")
     retryable = status in _RETRYABLE_STATUSES or status >= 500
@@ -118,6 +134,7 @@ def classify_status(
             retryable=True,
             kind=kind,
             retry_after_s=parse_retry_after(headers),
+            ctx=ctx,
         )
     if status in (401, 402, 403):
         key = f"${ctx.key_env}" if ctx.key_env else "no key variable (api_key_env unset)"
@@ -125,38 +142,73 @@ def classify_status(
             f"{ctx.who()}: authentication failed ({status}); check the key in {key}: {detail}",
             retryable=False,
             kind="auth",
+            ctx=ctx,
         )
     if status == 404:
         return ProviderError(
             f"{ctx.who()}: not found ({status}); check the model name and base_url: {detail}",
             retryable=False,
             kind="not_found",
+            ctx=ctx,
         )
     return ProviderError(
-        f"{ctx.who()}: request rejected ({status}): {detail}", retryable=False, kind="bad_request"
+        f"{ctx.who()}: request rejected ({status}): {detail}",
+        retryable=False,
+        kind="bad_request",
+        ctx=ctx,
     )
 
 
-def classify_connection(ctx: CallContext, *, timed_out: bool, detail: str) -> ProviderError:
-    """A request that got no HTTP response: a timeout or a refused or dropped connection."""
+def classify_connection(
+    ctx: CallContext, *, timed_out: bool, detail: str, timeout_s: float | None = None
+) -> ProviderError:
+    """A request that got no complete HTTP response in time (``timeout_s``, the attempt's total
+    deadline), or a refused or dropped connection."""
     if timed_out:
-        return ProviderError(f"{ctx.who()}: request timed out", retryable=True, kind="timeout")
+        within = f" within {timeout_s:g} s" if timeout_s is not None else ""
+        return ProviderError(
+            f"{ctx.who()}: request timed out (no complete reply{within})",
+            retryable=True,
+            kind="timeout",
+            ctx=ctx,
+        )
     return ProviderError(
         f"{ctx.who()}: connection failed: {' '.join(detail.split())[:200]}",
         retryable=True,
         kind="connection",
+        ctx=ctx,
     )
 
 
 def empty_reply(ctx: CallContext, reason: str) -> ProviderError:
     """A completion with no text in it; trying again may help."""
-    return ProviderError(f"{ctx.who()}: empty reply ({reason})", retryable=True, kind="empty")
+    return ProviderError(
+        f"{ctx.who()}: empty reply ({reason})", retryable=True, kind="empty", ctx=ctx
+    )
 
 
 def malformed_reply(ctx: CallContext, detail: str) -> ProviderError:
-    """A 2xx response the SDK could not read as a completion (a proxy's error page, a bug)."""
+    """A 2xx response that is not a completion (a proxy's error page, truncated or invalid JSON,
+    JSON of another shape); retryable like a server error, with its own kind ``malformed``."""
     return ProviderError(
         f"{ctx.who()}: malformed response: {' '.join(detail.split())[:200]}",
         retryable=True,
-        kind="server",
+        kind="malformed",
+        ctx=ctx,
+    )
+
+
+def retry_after_beyond_budget(error: ProviderError, budget_s: float) -> ProviderError:
+    """A retryable failure whose server asked for a wait (``Retry-After``) longer than the retry
+    policy honours: the call fails at once, as kind ``rate_limited``, instead of sleeping."""
+    wanted = error.retry_after_s or 0.0
+    who = error.ctx.who() if error.ctx else "the model"
+    detail = str(error).removeprefix(f"{who}: ")
+    return ProviderError(
+        f"{who}: the server asks to wait {wanted:g} s before retrying, beyond "
+        f"llm.retry.max_retry_after_s={budget_s:g}; not waiting ({detail})",
+        retryable=True,
+        kind="rate_limited",
+        retry_after_s=wanted,
+        ctx=error.ctx,
     )

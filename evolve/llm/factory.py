@@ -23,7 +23,7 @@ import openai
 from evolve.errors import UserError
 from evolve.llm.anthropic_provider import AnthropicModel
 from evolve.llm.base import LLM
-from evolve.llm.config import LLMConfig, ModelSpec, RetryConfig
+from evolve.llm.config import LLMConfig, ModelSpec
 from evolve.llm.ensemble import EnsembleLLM
 from evolve.llm.offline import OfflineMutator
 from evolve.llm.openai_provider import OpenAIChatModel
@@ -72,7 +72,8 @@ def build_llm(config: LLMConfig, *, seed: int, environ: Mapping[str, str]) -> LL
             client = _client(spec, environ, config.http_client)
             endpoints[key] = _Endpoint(client, asyncio.Semaphore(limit))
         endpoint = endpoints[key]
-        members.append(_model(spec, endpoint, config.retry, np.random.default_rng(child_seed)))
+        rng = np.random.default_rng(child_seed)
+        members.append(_model(spec, endpoint, config, rng))
     if config.provider != "ensemble":
         return members[0]
     return EnsembleLLM(
@@ -122,9 +123,12 @@ def _client(
     )
 
 
-def _model(
-    spec: ModelSpec, endpoint: _Endpoint, retry: RetryConfig, rng: np.random.Generator
-) -> LLM:
+def _model(spec: ModelSpec, endpoint: _Endpoint, config: LLMConfig, rng: np.random.Generator) -> LLM:
+    bound = config.max_reply_chars
     if isinstance(endpoint.client, anthropic.AsyncAnthropic):
-        return AnthropicModel(spec, endpoint.client, endpoint.limiter, retry, rng)
-    return OpenAIChatModel(spec, endpoint.client, endpoint.limiter, retry, rng)
+        return AnthropicModel(
+            spec, endpoint.client, endpoint.limiter, config.retry, rng, max_reply_chars=bound
+        )
+    return OpenAIChatModel(
+        spec, endpoint.client, endpoint.limiter, config.retry, rng, max_reply_chars=bound
+    )

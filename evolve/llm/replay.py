@@ -49,6 +49,7 @@ class ReplayLLM:
                 "(the runs diverged: same problem, config and seed are needed)",
                 retryable=False,
                 kind="replay_diverged",
+                model=self.name,
             )
         self._used += 1
         reply = queue.pop(0) if len(queue) > 1 else queue[0]

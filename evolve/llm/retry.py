@@ -18,7 +18,7 @@ from typing import TypeVar
 import numpy as np
 
 from evolve.llm.config import RetryConfig
-from evolve.llm.errors import ProviderError
+from evolve.llm.errors import ProviderError, retry_after_beyond_budget
 
 __all__ = ["backoff_delay", "call_with_retries"]
 
@@ -62,7 +62,8 @@ async def call_with_retries(
 
     Raises:
         ProviderError: the last error; retryable ones keep ``retryable=True`` so the caller knows
-            that trying later may still help.
+            that trying later may still help. A server that asks for a wait beyond
+            ``policy.max_retry_after_s`` ends the call at once, as kind ``rate_limited``.
     """
     for index in range(policy.max_retries + 1):
         try:
@@ -72,7 +73,7 @@ async def call_with_retries(
                 raise
             delay = backoff_delay(index, policy, rng, exc.retry_after_s)
             if delay is None:
-                raise
+                raise retry_after_beyond_budget(exc, policy.max_retry_after_s) from exc
             _log.info("retry %d/%d in %.2fs after %s", index + 1, policy.max_retries, delay, exc)
             if on_retry is not None:
                 on_retry(exc)

@@ -48,6 +48,7 @@ class SDKModel(ABC, Generic[ClientT]):
         limiter: bounds requests in flight to the endpoint; shared with the client.
         retry: the retry policy.
         rng: jitter source for the backoff.
+        max_reply_chars: a longer reply text is a malformed reply (retried).
     """
 
     def __init__(
@@ -57,8 +58,11 @@ class SDKModel(ABC, Generic[ClientT]):
         limiter: asyncio.Semaphore,
         retry: RetryConfig,
         rng: np.random.Generator,
+        *,
+        max_reply_chars: int = 200_000,
     ) -> None:
         self._spec = spec
+        self._max_reply_chars = max_reply_chars
         self._client = client
         self._limiter = limiter
         self._retry = retry
@@ -88,6 +92,8 @@ class SDKModel(ABC, Generic[ClientT]):
             )
         except LLMError as exc:
             exc.retried = tuple(retried)
+            exc.model = exc.model or self._ctx.model
+            exc.endpoint = exc.endpoint or self._ctx.base_url
             raise
         return reply.model_copy(update={"retried": tuple(retried)}) if retried else reply
 
@@ -109,25 +115,48 @@ class SDKModel(ABC, Generic[ClientT]):
         """The reply record of a response body; :func:`malformed_reply` if it is not one."""
 
     async def _attempt(self, request: LLMRequest) -> LLMReply:
+        """One request under the endpoint's limiter, with a total deadline of ``timeout_s``.
+
+        The SDKs' own timeout is an idle timeout (it restarts with every byte read), so a server
+        that trickles its reply would hold the call for ever; :func:`asyncio.timeout` bounds the
+        whole attempt, from sending the request to the last byte of the reply. The wait for a
+        concurrency slot is not counted: it is this process's queue, not the server's delay.
+        """
         errors = self.errors
+        deadline = self._spec.timeout_s
         async with self._limiter:
             started = time.perf_counter()
             try:
-                response = await self._send(request)
+                async with asyncio.timeout(deadline):
+                    response = await self._send(request)
+            except TimeoutError as exc:
+                raise classify_connection(
+                    self._ctx, timed_out=True, detail=str(exc), timeout_s=deadline
+                ) from exc
             except errors.status as exc:
                 raise self._status_error(exc) from exc
             except errors.timeout as exc:
                 timed_out = _timed_out(exc)
-                raise classify_connection(self._ctx, timed_out=timed_out, detail=str(exc)) from exc
+                raise classify_connection(
+                    self._ctx, timed_out=timed_out, detail=str(exc), timeout_s=deadline
+                ) from exc
             except errors.connection as exc:
                 raise classify_connection(self._ctx, timed_out=False, detail=str(exc)) from exc
             except errors.other as exc:  # e.g. a body that fails the SDK's validation
                 raise malformed_reply(self._ctx, str(exc)) from exc
+            except ValueError as exc:  # a 2xx body that is not JSON, or not text at all
+                raise malformed_reply(self._ctx, f"{type(exc).__name__}: {exc}") from exc
             latency = time.perf_counter() - started
         return self._reply(response, latency)
 
     def _make_reply(self, text: str, usage: Usage, latency: float) -> LLMReply:
-        """The reply record: text, tokens (cache reads and writes too), latency and cost."""
+        """The reply record: text, tokens (cache reads and writes too), latency and cost; a
+        malformed-reply error if the text is longer than ``max_reply_chars``."""
+        if len(text) > self._max_reply_chars:
+            raise malformed_reply(
+                self._ctx,
+                f"reply of {len(text)} chars exceeds llm.max_reply_chars={self._max_reply_chars}",
+            )
         return LLMReply(
             model=self._spec.model,
             text=text,

@@ -3,7 +3,8 @@
 ``POST /v1/chat/completions`` answers like OpenAI (or any compatible server) and
 ``POST /v1/messages`` like Anthropic, with realistic JSON bodies, usage and error shapes, so the
 real ``openai`` and ``anthropic`` SDK clients can be driven against it. Tests script the next
-replies per API (:class:`Reply`, :class:`Fail`, :class:`Hang`, :class:`Drop`); when the script
+replies per API (:class:`Reply`, :class:`Fail`, :class:`Hang`, :class:`Drop`, :class:`Trickle`,
+:class:`Raw`); when the script
 is empty the server answers by its :class:`FailureMix`: after ``latency_s``, a 500 with
 probability ``fail_rate``, a reply with no usable diff with probability ``garbage_rate``, and
 otherwise a valid SEARCH/REPLACE edit of the parent program found in the prompt: made by the
@@ -44,8 +45,10 @@ __all__ = [
     "FailureMix",
     "Hang",
     "Malformed",
+    "Raw",
     "Reply",
     "SeenRequest",
+    "Trickle",
     "WireServer",
     "serve_in_thread",
 ]
@@ -110,7 +113,25 @@ class Drop:
     """Read the request, then drop the connection without a response."""
 
 
-Step = Reply | Fail | Hang | Drop | Malformed
+@dataclass(frozen=True, slots=True)
+class Trickle:
+    """A valid completion (of ``text``, or an edit of the parent) sent one byte every
+    ``interval_s``: a server that is never idle long enough for an idle timeout to fire."""
+
+    interval_s: float = 0.1
+    text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Raw:
+    """A response of exactly these bytes and status (garbage or truncated JSON, an HTML page)."""
+
+    body: bytes
+    status: int = 200
+    content_type: str = "application/json"
+
+
+Step = Reply | Fail | Hang | Drop | Malformed | Trickle | Raw
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,6 +358,12 @@ class WireServer:
         if isinstance(step, Malformed):
             await self._write(writer, 200, {"detail": "upstream unavailable"})
             return True
+        if isinstance(step, Raw):
+            await self._send(writer, step.status, step.body, {"content-type": step.content_type})
+            return True
+        if isinstance(step, Trickle):
+            body = self._completion(api, payload, Reply(step.text))
+            return await self._trickle(writer, json.dumps(body).encode(), step.interval_s)
         if not await self._pause(step.delay_s):
             return False
         if isinstance(step, Fail):
@@ -375,17 +402,39 @@ class WireServer:
         body: dict[str, Any],
         headers: dict[str, str] | None = None,
     ) -> None:
-        data = json.dumps(body).encode()
+        await self._send(writer, status, json.dumps(body).encode(), headers)
+
+    async def _send(
+        self,
+        writer: asyncio.StreamWriter,
+        status: int,
+        data: bytes,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        writer.write(self._head(status, len(data), headers) + data)
+        await writer.drain()
+
+    def _head(self, status: int, length: int, headers: dict[str, str] | None) -> bytes:
         head = [f"HTTP/1.1 {status} {_STATUS_TEXT.get(status, 'Error')}"]
         all_headers = {
             "content-type": "application/json",
-            "content-length": str(len(data)),
+            "content-length": str(length),
             "x-request-id": f"req_{next(self._serial)}",
             **(headers or {}),
         }
         head += [f"{k}: {v}" for k, v in all_headers.items()]
-        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + data)
-        await writer.drain()
+        return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+
+    async def _trickle(self, writer: asyncio.StreamWriter, data: bytes, interval_s: float) -> bool:
+        """Send a 200 head at once, then ``data`` a byte at a time; return whether the whole
+        body went out (False: the client gave up first, or the server is closing)."""
+        writer.write(self._head(200, len(data), None))
+        for index in range(len(data)):
+            if writer.is_closing() or not await self._pause(interval_s):
+                return False
+            writer.write(data[index : index + 1])
+            await writer.drain()
+        return True
 
     # -- bodies ----------------------------------------------------------------------------
 

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hostile_records import store_and_read_hostile_text
 
 from evolve.app import build_controller, start_run
 from evolve.config import RunConfig
 from evolve.database import Database
-from evolve.problem import Problem
+from evolve.problem import Problem, load_problem
 
 
 def _free_port() -> int:
@@ -94,3 +95,40 @@ async def test_a_run_and_its_resume_on_postgresql(toy: Problem, tmp_path: Path, 
     assert [p.iteration for p in after] == list(range(21))
     assert all(first[p.id] == p for p in after if p.id in first)
     db.close()
+
+
+def test_hostile_text_is_stored_clean_and_bounded_on_postgresql(postgres_url: str) -> None:
+    db = Database.open(postgres_url)
+    try:
+        store_and_read_hostile_text(db)
+    finally:
+        db.close()
+
+
+HOSTILE_RUN = '''
+def run():
+    import sys
+    pts = points()
+    sys.stdout.write("out\\x00put\\n")  # a NUL byte: PostgreSQL refuses it in text
+    if pts[0][0] != 0.1:  # most children: the mutator moved the first point
+        raise ValueError("bad point \\ud800 here")  # a lone surrogate: UTF-8 cannot encode it
+    return np.clip(np.array(pts, dtype=float), 0.0, 1.0).tolist()
+'''
+
+
+async def test_a_candidate_printing_nul_and_raising_a_lone_surrogate_runs_and_resumes_on_postgresql(
+    toy_dir: Path, tmp_path: Path, postgres_url: str
+) -> None:
+    initial = toy_dir / "initial.py"
+    source = initial.read_text()
+    initial.write_text(source[: source.index("def run():")] + HOSTILE_RUN.lstrip("\n"))
+    problem = load_problem(toy_dir)
+    summary, db = await _run(_config(problem, tmp_path, postgres_url, "pg-hostile", 8))
+    assert summary.status == "finished"
+    again, db = await _run(_config(problem, tmp_path, postgres_url, "pg-hostile", 14), db=db, problem=problem)
+    assert again.status == "finished"
+    programs = db.programs("pg-hostile")
+    db.close()
+    assert [p.iteration for p in programs] == list(range(15))
+    raised = [p.error.message for p in programs if p.status == "exception" and p.error is not None]
+    assert raised and all("bad point \ufffd here" in message for message in raised)

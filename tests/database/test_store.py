@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from hostile_records import store_and_read_hostile_text
 
 from evolve.database import Database
 from evolve.errors import UserError
@@ -92,3 +93,7 @@ def test_retried_failures_are_counted_per_model_and_kind(db: Database) -> None:
         {"model": "m1", "kind": "server", "retried": 1, "failed": 0},
         {"model": "m2", "kind": "server", "retried": 1, "failed": 1},
     ]
+
+
+def test_hostile_text_is_stored_clean_and_bounded_on_sqlite(db: Database) -> None:
+    store_and_read_hostile_text(db)

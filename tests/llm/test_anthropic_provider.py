@@ -112,7 +112,7 @@ async def test_unknown_model_is_not_found(wire: WireServer, prompt: LLMRequest) 
     assert (info.value.kind, info.value.retryable) == ("not_found", False)
 
 
-async def test_malformed_responses_exhaust_retries_as_server_error(
+async def test_malformed_responses_exhaust_retries_as_malformed(
     wire: WireServer, prompt: LLMRequest
 ) -> None:
     llm = build(anthropic_config(wire))
@@ -121,7 +121,7 @@ async def test_malformed_responses_exhaust_retries_as_server_error(
         await llm.complete(prompt)
     await llm.aclose()
 
-    assert (info.value.kind, info.value.retryable) == ("server", True)
+    assert (info.value.kind, info.value.retryable) == ("malformed", True)
     assert "malformed" in str(info.value)
 
 

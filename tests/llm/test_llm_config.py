@@ -105,3 +105,10 @@ def test_model_spec_is_immutable() -> None:
     spec = ModelSpec(provider="openai", model="m")
     with pytest.raises(ValidationError):
         spec.model = "other"  # type: ignore[misc]
+
+
+def test_max_reply_chars_is_set_from_the_group_file_and_bounded(tmp_path: Path) -> None:
+    overrides = ["llm=local", "llm.base_url=http://127.0.0.1:1/v1", "llm.model=m", "llm.max_reply_chars=5000"]
+    assert compose_llm(tmp_path, overrides).max_reply_chars == 5000
+    with pytest.raises(ValidationError, match="max_reply_chars"):
+        LLMConfig(max_reply_chars=2_000_000)
