@@ -647,17 +647,19 @@ class Controller:
 
     def _count_llm_failure(self, exc: LLMError) -> None:
         """The circuit breaker: a model that fails ``max_llm_failures`` calls in a row (each
-        after its retries) stops the run instead of burning every iteration."""
-        model = getattr(exc, "model", None) or self._llm.name
+        after its retries) stops the run instead of burning every iteration; so does a server
+        that asks to wait longer than the retry budget allows (``rate_limited``)."""
+        model = exc.model or self._llm.name
         self._llm_streaks[model] += 1
         limit = self.config.max_llm_failures
-        if self._llm_streaks[model] >= limit:
-            where = getattr(exc, "endpoint", None)
-            at = f" at {where}" if where and where not in str(exc) else ""
-            self._halt_run(RunHalted(
-                f"model '{model}'{at} failed {limit} calls in a row (max_llm_failures); "
-                f"last error: {one_line(exc, last=True)}"
-            ))
+        if exc.kind == "rate_limited":
+            why = "asks to wait longer than llm.retry.max_retry_after_s"
+        elif self._llm_streaks[model] >= limit:
+            why = f"failed {limit} calls in a row (max_llm_failures)"
+        else:
+            return
+        at = f" at {exc.endpoint}" if exc.endpoint and exc.endpoint not in str(exc) else ""
+        self._halt_run(RunHalted(f"model '{model}'{at} {why}; last error: {one_line(exc, last=True)}"))
 
     async def _heartbeat(self) -> None:
         """Mark the run alive and renew its lease, every ``heartbeat_s``; a lease another

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from rich.console import Console
 
 from evolve.app import build_controller, start_run
@@ -126,3 +127,17 @@ async def test_auth_error_from_the_server_stops_the_run_with_one_clear_line(
     row = db.get_run("w")
     assert row is not None and row.status == "failed"
     db.close()
+
+
+async def test_a_retry_after_beyond_the_budget_stops_the_run_naming_model_and_url(toy: Problem, tmp_path: Path) -> None:
+    from evolve.controller import RunHalted
+    from evolve.testing.wire_server import Fail
+
+    async with WireServer(FailureMix()) as server:
+        server.script("openai", *[Fail("rate_limit", retry_after_s=3600)] * 8)
+        config = _config(toy, tmp_path, {"provider": "local", "model": "slow-model", "base_url": server.openai_base_url})
+        with pytest.raises(RunHalted) as caught:
+            await _run(config)
+    message = str(caught.value)
+    assert "slow-model" in message and server.openai_base_url in message and "3600" in message
+    assert "\n" not in message
