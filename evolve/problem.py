@@ -62,6 +62,12 @@ class BestKnown(_Spec):
     source: str
     previous_record: float | None = None
     previous_source: str | None = None
+    note: str | None = Field(
+        default=None, description="a caveat the value needs (how it was obtained, what it compares with)"
+    )
+    reproduced: str | None = Field(
+        default=None, description="what the published constructions score under this scorer"
+    )
 
 
 class StageSpec(_Spec):
@@ -92,6 +98,9 @@ class ProblemSpec(_Spec):
     features: tuple[FeatureSpec, ...] = ()
     limits: Limits = Limits()
     best_known: BestKnown | None = None
+    tolerance: str | None = Field(
+        default=None, description="the tolerance the scorer's checks allow, in words"
+    )
     imports: tuple[str, ...] = Field(default=(), description="modules to pre-import (warm pool)")
     env: tuple[str, ...] = Field(default=(), description="parent env vars passed to candidates")
     stages: tuple[StageSpec, ...] = Field(
