@@ -94,6 +94,11 @@ class ProblemSpec(_Spec):
     entry: str = Field(default="run", description="function the sandbox calls")
     entry_kwargs: dict[str, object] = Field(default_factory=dict)
     scorer: str = Field(default="scorer.py:score", description="file.py:function in the folder")
+    interactive: bool = Field(
+        default=False,
+        description="the scorer is an environment that plays an episode with the candidate "
+        "over a channel (evolve.interactive); the candidate's return value is ignored",
+    )
     metrics: MetricsSpec
     features: tuple[FeatureSpec, ...] = ()
     limits: Limits = Limits()

@@ -1,0 +1,235 @@
+"""Interactive evaluation: a candidate in the sandbox plays against a trusted environment.
+
+The echo fixture's environment shows 50 hidden numbers one at a time and wants each doubled.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from evaluators.interactive import LINGER_S
+from evaluators.local import LocalEvaluator
+from evolve.config import EvaluatorConfig
+from evolve.interactive import CANDIDATE_CHANNEL
+from evolve.problem import Problem, load_problem
+from evolve.records import Status
+
+ECHO = Path(__file__).parent / "fixtures" / "echo"
+TIMEOUT_S = 3.0  # the fixture's wall-time limit
+
+
+@pytest.fixture
+async def echo() -> AsyncIterator[LocalEvaluator]:
+    ev = LocalEvaluator(load_problem(ECHO), EvaluatorConfig(concurrency=2))
+    yield ev
+    await ev.aclose()
+
+
+def program(body: str) -> str:
+    """A candidate: the standard channel class, then ``body`` (which defines ``run``)."""
+    return CANDIDATE_CHANNEL + "\n\n" + body
+
+
+HONEST = program(
+    "def run(channel_fd):\n"
+    "    channel = Channel(channel_fd)\n"
+    "    while (n := channel.observe()) is not None:\n"
+    "        channel.answer(2 * n)\n"
+)
+
+
+async def test_initial_program_plays_the_whole_episode(echo: LocalEvaluator) -> None:
+    problem = load_problem(ECHO)
+    assert CANDIDATE_CHANNEL in problem.initial_code  # the documented class, verbatim
+    result = await echo.evaluate(problem.initial_code)
+    assert result.status is Status.EVALUATED, result.error
+    assert result.metrics == {"score": 50.0, "steps": 50.0}
+    assert result.feedback == "50 of 50 doubled"
+
+
+async def test_candidate_never_holds_an_observation_it_was_not_shown(echo: LocalEvaluator) -> None:
+    # Before each answer the candidate looks at everything waiting on its socket, raw and
+    # without blocking: only the observation it was just shown is ever there.
+    code = program(
+        "import socket\n"
+        "def run(channel_fd):\n"
+        "    sock = socket.socket(fileno=channel_fd)\n"
+        "    waiting = []\n"
+        "    buf = b''\n"
+        "    while True:\n"
+        "        while b'\\n' not in buf:\n"
+        "            chunk = sock.recv(65536)\n"
+        "            if not chunk:\n"
+        "                print('max waiting', max(waiting))\n"
+        "                return\n"
+        "            buf += chunk\n"
+        "        line, _, buf = buf.partition(b'\\n')\n"
+        "        try:\n"
+        "            extra = sock.recv(65536, socket.MSG_PEEK | socket.MSG_DONTWAIT)\n"
+        "        except BlockingIOError:\n"
+        "            extra = b''\n"
+        "        waiting.append(len(buf) + len(extra))\n"
+        "        sock.sendall(str(2 * int(line)).encode() + b'\\n')\n"
+    )
+    result = await echo.evaluate(code)
+    assert result.status is Status.EVALUATED, result.error
+    assert result.metrics["score"] == 50.0
+    assert "max waiting 0" in result.stdout_tail
+
+
+async def test_reading_ahead_blocks_until_the_time_limit(echo: LocalEvaluator) -> None:
+    # Asking for the next observation before answering the current one gets nothing: the
+    # environment waits for the answer, the candidate for the observation, and the wall-time
+    # limit ends the run.
+    code = program(
+        "def run(channel_fd):\n"
+        "    channel = Channel(channel_fd)\n"
+        "    first = channel.observe()\n"
+        "    second = channel.observe()\n"
+        "    channel.answer(2 * first)\n"
+    )
+    start = time.monotonic()
+    result = await echo.evaluate(code)
+    assert result.status is Status.TIMEOUT
+    assert time.monotonic() - start < TIMEOUT_S + 4
+
+
+async def test_a_program_that_fails_mid_episode_is_reported_as_its_failure(
+    echo: LocalEvaluator,
+) -> None:
+    code = program(
+        "def run(channel_fd):\n"
+        "    channel = Channel(channel_fd)\n"
+        "    for _ in range(10):\n"
+        "        channel.answer(2 * channel.observe())\n"
+        "    raise ValueError('tired')\n"
+    )
+    start = time.monotonic()
+    result = await echo.evaluate(code)
+    assert result.status is Status.EXCEPTION
+    assert result.error is not None and "tired" in result.error.message
+    assert time.monotonic() - start < TIMEOUT_S
+
+
+async def test_a_program_that_returns_early_is_rejected_by_the_environment(
+    echo: LocalEvaluator,
+) -> None:
+    code = program(
+        "def run(channel_fd):\n"
+        "    channel = Channel(channel_fd)\n"
+        "    channel.answer(2 * channel.observe())\n"
+    )
+    result = await echo.evaluate(code)
+    assert result.status is Status.REJECTED
+    assert result.error is not None
+    assert result.error.message == "the program ended without answering observation 2 (it answered 1)"
+
+
+async def test_a_descendant_holding_the_channel_dies_with_the_run(echo: LocalEvaluator) -> None:
+    # The program leaves a child process with its end of the channel open and returns: the
+    # run's tree is killed, so the environment reads end of file at once, not at a timeout.
+    code = program(
+        "import os, time\n"
+        "def run(channel_fd):\n"
+        "    if os.fork() == 0:\n"
+        "        time.sleep(60)\n"
+        "        os._exit(0)\n"
+        "    return None\n"
+    )
+    start = time.monotonic()
+    result = await echo.evaluate(code)
+    assert result.status is Status.REJECTED
+    assert result.error is not None and "without answering observation 1" in result.error.message
+    assert time.monotonic() - start < TIMEOUT_S
+
+
+async def test_a_program_lingering_after_its_episode_is_killed(echo: LocalEvaluator) -> None:
+    code = program(
+        "import time\n"
+        "def run(channel_fd):\n"
+        "    channel = Channel(channel_fd)\n"
+        "    while (n := channel.observe()) is not None:\n"
+        "        channel.answer(2 * n)\n"
+        "    time.sleep(60)\n"
+    )
+    start = time.monotonic()
+    result = await echo.evaluate(code)
+    assert result.status is Status.EVALUATED, result.error
+    assert result.metrics["score"] == 50.0
+    assert time.monotonic() - start < LINGER_S + 2
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        ("b'not json\\n'", "the answer to observation 1 is not one JSON line"),
+        ("b'7' * (2 << 20) + b'\\n'", "the answer to observation 1 is longer than 1048576 bytes"),
+        ("b'\"give up\"\\n'", "the program gave up after 1 answers"),
+    ],
+)
+async def test_hostile_answers_are_rejected(echo: LocalEvaluator, answer: str, message: str) -> None:
+    code = program(
+        "import socket\n"
+        "def run(channel_fd):\n"
+        "    sock = socket.socket(fileno=channel_fd)\n"
+        "    sock.recv(100)\n"
+        f"    sock.sendall({answer})\n"
+        "    sock.recv(100)\n"
+    )
+    result = await echo.evaluate(code)
+    assert result.status is Status.REJECTED
+    assert result.error is not None and result.error.message.startswith(message)
+
+
+async def test_an_environment_that_breaks_is_a_scorer_failure(echo: LocalEvaluator) -> None:
+    code = program(
+        "def run(channel_fd):\n"
+        "    channel = Channel(channel_fd)\n"
+        "    channel.observe()\n"
+        "    channel.answer('crash')\n"
+        "    channel.observe()\n"
+    )
+    result = await echo.evaluate(code)
+    assert result.status is Status.BAD_OUTPUT
+    assert result.error is not None
+    assert result.error.message == "the scorer raised RuntimeError: the environment broke"
+
+
+async def test_episodes_run_concurrently_and_in_turn(echo: LocalEvaluator) -> None:
+    import asyncio
+
+    results = await asyncio.gather(*(echo.evaluate(HONEST) for _ in range(5)))
+    assert [r.metrics.get("score") for r in results] == [50.0] * 5
+
+
+async def test_an_environment_that_cannot_load_is_a_user_error(
+    tmp_path: Path, make_echo: Callable[[str], Problem]
+) -> None:
+    from evaluators.scorer import ScorerLoadError
+
+    ev = LocalEvaluator(make_echo("raise ImportError('no such module')\n"), EvaluatorConfig())
+    try:
+        with pytest.raises(ScorerLoadError, match="cannot load the environment: ImportError"):
+            await ev.evaluate(HONEST)
+    finally:
+        await ev.aclose()
+
+
+@pytest.fixture
+def make_echo(tmp_path: Path) -> Callable[[str], Problem]:
+    """The echo problem with ``prefix`` put before its environment's code."""
+
+    def make(prefix: str) -> Problem:
+        import shutil
+
+        root = tmp_path / "echo"
+        shutil.copytree(ECHO, root)
+        env = root / "environment.py"
+        env.write_text(prefix + env.read_text())
+        return load_problem(root)
+
+    return make
