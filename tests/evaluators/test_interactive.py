@@ -233,3 +233,28 @@ def make_echo(tmp_path: Path) -> Callable[[str], Problem]:
         return load_problem(root)
 
     return make
+
+
+def test_init_interactive_scaffolds_a_problem_that_evaluates_and_runs(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    def evolve(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "evolve.cli", *args],
+            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        )
+
+    init = evolve("init", "--interactive", "sec")
+    assert init.returncode == 0, init.stderr
+    assert "environment.py" in init.stderr
+    assert load_problem(tmp_path / "sec").spec.interactive
+    assert CANDIDATE_CHANNEL in (tmp_path / "sec" / "initial.py").read_text()
+    ev = evolve("eval", "problem=sec", "sec/initial.py")
+    assert ev.returncode == 0, ev.stderr
+    result = json.loads(ev.stdout)
+    assert result["status"] == "evaluated", result
+    assert 0.3 < result["metrics"]["success_rate"] < 0.45  # the 1/e rule: about 0.37
+    run = evolve("run", "problem=sec", "max_iterations=4", "evaluator.concurrency=2")
+    assert run.returncode == 0, run.stderr
