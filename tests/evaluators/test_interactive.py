@@ -258,3 +258,32 @@ def test_init_interactive_scaffolds_a_problem_that_evaluates_and_runs(tmp_path: 
     assert 0.3 < result["metrics"]["success_rate"] < 0.45  # the 1/e rule: about 0.37
     run = evolve("run", "problem=sec", "max_iterations=4", "evaluator.concurrency=2")
     assert run.returncode == 0, run.stderr
+
+
+async def test_cancelling_an_evaluation_ends_the_episode_and_the_pool_goes_on(
+    echo: LocalEvaluator,
+) -> None:
+    import asyncio
+    import uuid
+
+    from tests.evaluators.processes import marked_pids, wait_marked
+
+    marker = f"evtest-{uuid.uuid4().hex[:6]}"
+    stuck = program(
+        "import subprocess, sys, time\n"
+        "def run(channel_fd):\n"
+        "    Channel(channel_fd).observe()\n"
+        f"    subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', '{marker}'])\n"
+        "    time.sleep(60)\n"
+    )
+    task = asyncio.ensure_future(echo.evaluate(stuck))
+    assert await wait_marked(marker, count=1, within_s=3.0)  # mid-episode, with a child
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await wait_marked(marker, count=0, within_s=1.0), marked_pids(marker)
+    start = time.monotonic()
+    result = await echo.evaluate(HONEST)
+    assert result.status is Status.EVALUATED, result.error
+    assert result.metrics["score"] == 50.0
+    assert time.monotonic() - start < TIMEOUT_S
