@@ -166,8 +166,9 @@ class EpisodePool:
         env_end, candidate_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         async with self._slots:
             try:
-                worker = self._idle.pop() if self._idle else await self._spawn()
-                worker.send({"stage": stage, "entry_kwargs": entry_kwargs}, env_end.fileno())
+                worker = await self._start_episode(
+                    {"stage": stage, "entry_kwargs": entry_kwargs}, env_end.fileno()
+                )
             except BaseException:
                 candidate_end.close()
                 raise
@@ -188,6 +189,20 @@ class EpisodePool:
             # candidate ended after that (a broken pipe, say) does not change its verdict.
             outcome = RunOutcome(Status.EVALUATED, output_text=outcome.output_text)
         return outcome, verdict
+
+    async def _start_episode(self, request: dict[str, Any], channel: int) -> _Worker:
+        """Hand the episode to an idle worker, or to a new one when none is idle or the idle one
+        has died."""
+        while self._idle:
+            worker = self._idle.pop()
+            try:
+                worker.send(request, channel)
+                return worker
+            except OSError:
+                self._discard(worker)
+        worker = await self._spawn()
+        worker.send(request, channel)
+        return worker
 
     async def _run(
         self,

@@ -287,3 +287,18 @@ async def test_cancelling_an_evaluation_ends_the_episode_and_the_pool_goes_on(
     assert result.status is Status.EVALUATED, result.error
     assert result.metrics["score"] == 50.0
     assert time.monotonic() - start < TIMEOUT_S
+
+
+async def test_a_dead_idle_environment_worker_is_replaced(echo: LocalEvaluator) -> None:
+    import os
+    import signal
+
+    assert (await echo.evaluate(HONEST)).metrics["score"] == 50.0
+    pool = echo._episodes
+    assert pool is not None and pool._idle
+    for worker in pool._idle:
+        os.killpg(worker.proc.pid, signal.SIGKILL)
+        await worker.proc.wait()
+    result = await echo.evaluate(HONEST)
+    assert result.status is Status.EVALUATED, result.error
+    assert result.metrics["score"] == 50.0
