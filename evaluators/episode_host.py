@@ -8,11 +8,14 @@ channel to the candidate (``SCM_RIGHTS``). The environment function is called as
 :class:`evolve.interactive.Channel`, which is closed when it returns; the reply is one message
 in :mod:`scorer_host`'s format, plus ``"program_gone"``: whether the episode ended because the
 candidate closed its end (it ended, or died) rather than by the environment's decision. fd 1 is pointed at stderr, so an environment that prints is
-harmless. It never sees candidate code, only what the candidate sends on the channel.
+harmless. It never sees candidate code, only what the candidate sends on the channel, and it
+makes itself non-dumpable, so that a candidate running as the same user cannot read the hidden
+state from its memory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import os
@@ -57,11 +60,16 @@ def main(path: str, function: str, sys_path: list[str], control_fd: int) -> None
     for entry in reversed(sys_path):
         if entry not in sys.path:
             sys.path.insert(0, entry)
+    from evaluators.child import PR_SET_DUMPABLE, prctl
     from evaluators.scorer_host import _encode, _load
     from evolve.interactive import Channel
 
     control = socket.socket(fileno=control_fd)
     os.dup2(2, 1)
+    with contextlib.suppress(OSError, AttributeError):
+        # Not dumpable: a candidate that runs as this user (no bubblewrap, no sandbox uid)
+        # cannot read the hidden state from this process's memory or attach to it.
+        prctl(PR_SET_DUMPABLE, 0)
     try:
         fn = _load(path, function)
         params = set(inspect.signature(fn).parameters)
