@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluators.outcome import RunOutcome
-from evaluators.scorer import ScoreOutcome, ScorerLoadError, check_metrics
+from evaluators.scorer import ScoreOutcome, ScorerLoadError, verdict
 from evolve.records import Status
 
 HOST = Path(__file__).resolve().parent / "episode_host.py"
@@ -40,20 +40,6 @@ LINGER_S = 1.0
 #: How long past its wall-time limit a run may take to end (its tree killed, its pipes read).
 RUN_GRACE_S = 5.0
 _REPLY_LIMIT = 1 << 20
-
-
-def _verdict(reply: dict[str, Any], primary: str) -> ScoreOutcome:
-    """The worker's reply as a verdict, the way :class:`~evaluators.scorer.ScorerPool` reads a
-    scorer's: checked metrics, or the rejection or error it reports."""
-    kind = reply.get("kind")
-    if kind == "rejected":
-        return ScoreOutcome(Status.REJECTED, message=str(reply.get("message", "")))
-    if kind != "ok":
-        return ScoreOutcome(Status.BAD_OUTPUT, message=str(reply.get("message", "")))
-    checked = check_metrics(reply.get("metrics"), primary)
-    if isinstance(checked, str):
-        return ScoreOutcome(Status.BAD_OUTPUT, message=checked)
-    return ScoreOutcome(Status.EVALUATED, metrics=checked, feedback=str(reply.get("feedback")))
 
 
 class _Worker:
@@ -250,7 +236,7 @@ class EpisodePool:
             self._discard(worker)
             raise
         self._idle.append(worker)
-        return _verdict(reply, self._primary), bool(reply.get("program_gone", True))
+        return verdict(reply, self._primary), bool(reply.get("program_gone", True))
 
     def _discard(self, worker: _Worker) -> None:
         worker.kill()

@@ -195,9 +195,10 @@ async def test_an_environment_that_breaks_is_a_scorer_failure(echo: LocalEvaluat
         "    channel.observe()\n"
     )
     result = await echo.evaluate(code)
-    assert result.status is Status.BAD_OUTPUT
+    assert result.status is Status.SCORER_ERROR  # the trusted environment's bug, with its traceback
     assert result.error is not None
-    assert result.error.message == "the scorer raised RuntimeError: the environment broke"
+    assert result.error.message.startswith("the scorer raised RuntimeError: the environment broke\n")
+    assert "Traceback (most recent call last)" in result.error.message
 
 
 async def test_episodes_run_concurrently_and_in_turn(echo: LocalEvaluator) -> None:
