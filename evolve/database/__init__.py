@@ -1,5 +1,5 @@
 """Persistence: the run database is the source of truth."""
 
-from evolve.database.store import Database, make_engine
+from evolve.database.store import Database, RunEvent, make_engine
 
-__all__ = ["Database", "make_engine"]
+__all__ = ["Database", "RunEvent", "make_engine"]
