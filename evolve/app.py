@@ -25,7 +25,7 @@ from evolve.controller import Controller, Progress, RunSummary
 from evolve.database import Database
 from evolve.errors import UserError
 from evolve.llm.base import LLM
-from evolve.llm.factory import build_llm
+from evolve.llm.deferred import build_llm_deferred
 from evolve.llm.replay import ReplayLLM, prompt_key
 from evolve.locate import DB_FILE as DB_FILE
 from evolve.locate import RunLocation as RunLocation
@@ -218,7 +218,7 @@ def build_controller(
     on_progress: Callable[[Progress], None] | None = None,
 ) -> Controller:
     """Wire the model layer, the evaluator and the prompts into a controller."""
-    llm = build_replay(config) if config.llm.provider == "replay" else build_llm(
+    llm = build_replay(config) if config.llm.provider == "replay" else build_llm_deferred(
         config.llm, seed=config.seed, environ=os.environ
     )
     evaluator = build_evaluator(problem, config.evaluator)

@@ -40,8 +40,9 @@ def run_row(db: Database, run_id: str) -> RunRow:
     return row
 
 
-def stored_problem(db: Database, run_id: str) -> Problem:
-    """The run's problem as it was when the run started, from the database.
+def stored_problem(db: Database, run_id: str, *, initial_code: str | None = None) -> Problem:
+    """The run's problem as it was when the run started, from the database (``initial_code``:
+    the initial program's code, when the caller has it at hand).
 
     A run written before the spec was stored falls back to loading its problem folder.
     """
@@ -49,11 +50,13 @@ def stored_problem(db: Database, run_id: str) -> Problem:
     for event in db.run_events(run_id):
         stored = event.detail.get("problem")
         if event.kind == "start" and isinstance(stored, dict) and "spec" in stored:
-            initial = db.find_program(run_id, "0")
+            if initial_code is None:
+                initial = db.find_program(run_id, "0")
+                initial_code = (initial.code or "") if initial is not None else ""
             return Problem(
                 spec=ProblemSpec.model_validate(stored["spec"]),
                 root=Path(row.problem_root),
-                initial_code=(initial.code or "") if initial is not None else "",
+                initial_code=initial_code,
                 fingerprint=row.problem_fingerprint,
             )
     try:
@@ -154,12 +157,12 @@ class RunStatus:
 
 def run_status(db: Database, run_id: str) -> RunStatus:
     row = run_row(db, run_id)
-    problem = stored_problem(db, run_id)
-    primary = problem.spec.metrics.primary
     programs = db.programs(run_id)
     by_iter = {p.iteration: p for p in programs}
-    best = db.best_program(run_id, maximize=problem.maximize)
     initial = by_iter.get(0)
+    problem = stored_problem(db, run_id, initial_code=(initial.code or "") if initial else "")
+    primary = problem.spec.metrics.primary
+    best = _best(programs, problem)
     counts = Counter(p.status.value for p in programs if p.iteration > 0)
     outcomes = {st.value: counts[st.value] for st in Status if counts.get(st.value)}
     bk = problem.spec.best_known
@@ -174,10 +177,21 @@ def run_status(db: Database, run_id: str) -> RunStatus:
         islands=_islands(programs, problem, int(row.config.get("search", {}).get("islands", 1))),
         models=model_summaries(db, run_id, programs, problem),
         llm_failures=db.llm_failures(run_id),
-        recent_failures=[_failure(p) for p in db.recent_failures(run_id, RECENT_FAILURES)],
+        recent_failures=[_failure(p) for p in reversed(programs) if p.status.is_failure][:RECENT_FAILURES],
         history=[{"kind": e.kind, "at": e.at.isoformat(timespec="seconds"), **_public(e.detail)}
                  for e in db.run_events(run_id)],
     )
+
+
+def _best(programs: Sequence[Program], problem: Problem) -> Program | None:
+    """The best evaluated program, the earliest of equals (as :meth:`Database.best_program`)."""
+    primary = problem.spec.metrics.primary
+    best: tuple[float, Program] | None = None
+    for p in programs:  # iteration order: a later equal never replaces an earlier one
+        score = p.score(primary)
+        if score is not None and (best is None or problem.is_better(score, best[0])):
+            best = (score, p)
+    return best[1] if best else None
 
 
 def _public(detail: dict[str, Any]) -> dict[str, Any]:
