@@ -78,6 +78,8 @@ def _override_error(exc: BaseException) -> str:
 
 def unknown_key_message(key: str) -> str:
     """``unknown key 'x'`` with the closest valid keys (or group names)."""
+    if key in config_keys():  # valid, but the chosen group file does not list it
+        return f"'{key}' is not set by the config files chosen; add it with +{key}=VALUE"
     valid = list(dict.fromkeys([*config_keys(), *GROUPS]))
     close = difflib.get_close_matches(key, valid, n=3, cutoff=0.6)
     if not close and "." in key:  # a typo in the leaf: compare with that section's keys
