@@ -29,10 +29,9 @@ from evolve.errors import UserError
 
 if TYPE_CHECKING:
     from evolve.controller import Progress, RunSummary
-    from evolve.database import Database
     from evolve.problem import Problem
     from evolve.records import Program
-    from evolve.runread import RunStatus
+    from evolve.runread import Reader, RunStatus
 
 __all__ = ["RunView", "arun", "open_run", "run", "scorer_problem"]
 
@@ -180,12 +179,12 @@ def open_run(path_or_url: str | Path, run: str | None = None) -> RunView:
     """A read-only view of a run: its folder (or a name under ``runs/``), or a database URL
     (``postgresql+psycopg://...``, ``sqlite:///...``) with ``run`` naming the run (optional when
     the database holds one). Nothing it does writes to the database."""
-    from evolve.database import Database
     from evolve.locate import locate_run
+    from evolve.runread import open_reader
 
     text = str(path_or_url)
     if "://" in text:
-        db = Database.open_readonly(text)
+        db = open_reader(text)
         run_id = run
         if run_id is None:
             ids = [r.id for r in db.list_runs()]
@@ -195,13 +194,13 @@ def open_run(path_or_url: str | Path, run: str | None = None) -> RunView:
             run_id = ids[0]
         return RunView(db, run_id)
     loc = locate_run(text)
-    return RunView(Database.open_readonly(loc.db_url), run or loc.run_id)
+    return RunView(open_reader(loc.db_url), run or loc.run_id)
 
 
 class RunView:
     """One run, read from its database: the best program, all programs, lineages, model calls."""
 
-    def __init__(self, db: Database, run_id: str) -> None:
+    def __init__(self, db: Reader, run_id: str) -> None:
         self._db = db
         self.run_id = run_id
 

@@ -18,8 +18,8 @@ import typer
 from evolve.errors import UserError
 
 if TYPE_CHECKING:
-    from evolve.database import Database
     from evolve.locate import RunLocation
+    from evolve.runread import Reader
 
 DbOpt = Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL of the run's database (default: the run folder's SQLite file)")]
 RunsDir = Annotated[str, typer.Option("--runs-dir", help="folder that holds run folders")]
@@ -38,12 +38,12 @@ def _print_rich(renderable: object) -> None:
 
 
 @contextmanager
-def _reading(run: str, db: str | None, runs_dir: str) -> Iterator[tuple[RunLocation, Database]]:
-    from evolve.database import Database
+def _reading(run: str, db: str | None, runs_dir: str) -> Iterator[tuple[RunLocation, Reader]]:
     from evolve.locate import locate_run
+    from evolve.runread import open_reader
 
     loc = locate_run(run, db, runs_dir)
-    database = Database.open_readonly(loc.db_url)
+    database = open_reader(loc.db_url)
     try:
         yield loc, database
     finally:
@@ -82,12 +82,11 @@ def status(
 
 def _list_runs(db_url: str | None, runs_dir: Path, json_: bool) -> None:
     from evolve import report, runread
-    from evolve.database import Database
 
     sources = [(db_url, db_url)] if db_url is not None else report.list_run_folders(runs_dir)
     runs = []
     for url, where in sources:
-        database = Database.open_readonly(url)
+        database = runread.open_reader(url)
         try:
             runs.extend(runread.list_runs(database, where))
         finally:

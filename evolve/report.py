@@ -22,8 +22,7 @@ from evolve.records import Program
 if TYPE_CHECKING:  # not imported to list problems: that needs no database
     from rich.console import RenderableType
 
-    from evolve.database import Database
-    from evolve.runread import ProgramDetail, RunListing, RunStatus
+    from evolve.runread import ProgramDetail, Reader, RunListing, RunStatus
 
 #: The file name lineage diffs use, so that the whole sequence applies to one file.
 LINEAGE_FILE = "program.py"
@@ -315,7 +314,7 @@ def lineage_html(chain: list[Program], primary: str, *, run_id: str) -> str:
     )
 
 
-def run_html(db: Database, run_id: str) -> str:
+def run_html(db: Reader, run_id: str) -> str:
     """The run's page: score over iterations, the archive maps, what the model calls cost (see
     :mod:`evolve.runpage`)."""
     from evolve.runpage import run_page
@@ -330,7 +329,7 @@ def run_html(db: Database, run_id: str) -> str:
     )
 
 
-def run_status(db: Database, run_id: str) -> RenderableType:
+def run_status(db: Reader, run_id: str) -> RenderableType:
     """The terminal's (rich) view of a run's status (see :func:`evolve.display.status_view`)."""
     from evolve.display import status_view
     from evolve.runread import run_status as read_status

@@ -14,14 +14,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from evolve.database import Database
-from evolve.database.models import RunRow
 from evolve.errors import UserError
 from evolve.problem import Problem, ProblemSpec, load_problem
 from evolve.records import Program, Status
 from evolve.runpage import ModelSummary
+
+if TYPE_CHECKING:
+    from evolve.database.models import RunRow
+    from evolve.database.rows import RunInfo
+    from evolve.database.sqlite_reader import SqliteReader
+    from evolve.database.store import Database
+
+    #: What the functions here read from: the SQLAlchemy store, or the light SQLite reader.
+    Reader: TypeAlias = Database | SqliteReader
 
 #: The controller's heartbeat (``evolve.controller.HEARTBEAT_S``, not imported: reading a run
 #: must not load the engine); a test keeps the two equal.
@@ -31,7 +38,19 @@ HEARTBEAT_S = 10.0
 RECENT_FAILURES = 5
 
 
-def run_row(db: Database, run_id: str) -> RunRow:
+def open_reader(url: str) -> Reader:
+    """A read-only connection to the database at ``url``: a SQLite file through the standard
+    library (an answer in a fraction of a second), anything else through SQLAlchemy."""
+    if url.startswith("sqlite:///") and "?" not in url:
+        from evolve.database.sqlite_reader import SqliteReader
+
+        return SqliteReader.open(url[len("sqlite:///"):])
+    from evolve.database.store import Database
+
+    return Database.open_readonly(url)
+
+
+def run_row(db: Reader, run_id: str) -> RunRow | RunInfo:
     row = db.get_run(run_id)
     if row is None:
         ids = [r.id for r in db.list_runs()]
@@ -40,7 +59,7 @@ def run_row(db: Database, run_id: str) -> RunRow:
     return row
 
 
-def stored_problem(db: Database, run_id: str, *, initial_code: str | None = None) -> Problem:
+def stored_problem(db: Reader, run_id: str, *, initial_code: str | None = None) -> Problem:
     """The run's problem as it was when the run started, from the database (``initial_code``:
     the initial program's code, when the caller has it at hand).
 
@@ -68,7 +87,7 @@ def stored_problem(db: Database, run_id: str, *, initial_code: str | None = None
         ) from exc
 
 
-def run_state(row: RunRow) -> str:
+def run_state(row: RunRow | RunInfo) -> str:
     """The stored status, with ``running`` checked against the heartbeat (a killed run stops beating)."""
     if row.status != "running":
         return row.status
@@ -90,7 +109,7 @@ class RunListing:
     database: str
 
 
-def list_runs(db: Database, where: str) -> list[RunListing]:
+def list_runs(db: Reader, where: str) -> list[RunListing]:
     """Every run of ``db`` (``where`` names the database in the listing)."""
     out = []
     for row in db.list_runs():
@@ -155,7 +174,7 @@ class RunStatus:
     history: list[dict[str, Any]]
 
 
-def run_status(db: Database, run_id: str) -> RunStatus:
+def run_status(db: Reader, run_id: str) -> RunStatus:
     row = run_row(db, run_id)
     programs = db.programs(run_id)
     by_iter = {p.iteration: p for p in programs}
@@ -216,7 +235,7 @@ def _islands(programs: Sequence[Program], problem: Problem, n_islands: int) -> l
     return out
 
 
-def model_summaries(db: Database, run_id: str, programs: Sequence[Program], problem: Problem) -> list[ModelSummary]:
+def model_summaries(db: Reader, run_id: str, programs: Sequence[Program], problem: Problem) -> list[ModelSummary]:
     """Per model: its calls, and the children made from its replies (failed, beat their parent)."""
     by_iter = {p.iteration: p for p in programs}
     by_id = {p.id: p for p in programs}
@@ -248,7 +267,7 @@ def improves(child: Program, parent: Program | None, problem: Problem) -> bool:
     return cs is not None and ps is not None and problem.is_better(cs, ps)
 
 
-def best_of(db: Database, run_id: str) -> tuple[Program, str]:
+def best_of(db: Reader, run_id: str) -> tuple[Program, str]:
     problem = stored_problem(db, run_id)
     best = db.best_program(run_id, maximize=problem.maximize)
     if best is None:
@@ -256,7 +275,7 @@ def best_of(db: Database, run_id: str) -> tuple[Program, str]:
     return best, problem.spec.metrics.primary
 
 
-def find_program(db: Database, run_id: str, which: str) -> Program:
+def find_program(db: Reader, run_id: str, which: str) -> Program:
     """A program by id, id prefix or iteration number; a clear error otherwise."""
     found = db.find_program(run_id, which)
     if found is None:
@@ -265,7 +284,7 @@ def find_program(db: Database, run_id: str, which: str) -> Program:
     return found
 
 
-def lineage_of(db: Database, run_id: str, program: str | None) -> tuple[list[Program], str, bool]:
+def lineage_of(db: Reader, run_id: str, program: str | None) -> tuple[list[Program], str, bool]:
     """The chain initial -> ``program`` (default: the best), the primary metric, maximize."""
     problem = stored_problem(db, run_id)
     target = best_of(db, run_id)[0] if program is None else find_program(db, run_id, program)
@@ -283,7 +302,7 @@ class ProgramDetail:
     children: list[Program]
 
 
-def program_detail(db: Database, run_id: str, which: str) -> ProgramDetail:
+def program_detail(db: Reader, run_id: str, which: str) -> ProgramDetail:
     problem = stored_problem(db, run_id)
     program = find_program(db, run_id, which)
     parent = db.program(program.parent_id) if program.parent_id else None
@@ -291,7 +310,7 @@ def program_detail(db: Database, run_id: str, which: str) -> ProgramDetail:
                          db.children(program.id))
 
 
-def export_rows(db: Database, run_id: str) -> list[dict[str, Any]]:
+def export_rows(db: Reader, run_id: str) -> list[dict[str, Any]]:
     """One row per program: identity, lineage (ancestor ids, initial first), status, score, metrics,
     features, error, the model call's model, tokens and cost, and the code."""
     problem = stored_problem(db, run_id)

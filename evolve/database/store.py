@@ -10,8 +10,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +42,7 @@ from evolve.database.models import (
     RunRow,
     utcnow,
 )
+from evolve.database.rows import RunEvent
 from evolve.errors import UserError
 from evolve.records import (
     TRANSITIONS,
@@ -106,15 +105,6 @@ def make_reader_engine(url: str) -> Engine:
     if backend == "postgresql":
         return create_engine(parsed, connect_args={"options": "-c default_transaction_read_only=on"})
     return create_engine(parsed)
-
-
-@dataclass(frozen=True)
-class RunEvent:
-    """One entry of a run's history (see :class:`RunEventRow`)."""
-
-    kind: str
-    detail: dict[str, Any]
-    at: datetime
 
 
 # Statements on every iteration's path, built once: building an ORM statement costs more CPU
