@@ -96,13 +96,14 @@ async def arun(
 ) -> RunSummary:
     """:func:`run`, awaitable: the discovery loop on the caller's event loop."""
     from evolve import app
+    from evolve.overrides import concurrency_note
 
     args = [f"problem={problem}", "progress=false", *overrides]
     config = app.compose_config(args)
     if scorer is not None:
         folder = scorer_problem(config.problem, scorer, Path(config.runs_dir) / "_scorers")
         config = config.model_copy(update={"problem": str(folder)})
-    note = app.concurrency_note(config)
+    note = concurrency_note(config)
     if note:
         log.warning("%s", note)
     loc, loaded, db = app.start_run(config, overrides=list(args))

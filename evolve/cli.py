@@ -96,9 +96,9 @@ def _print_summary(summary: RunSummary, problem: Problem, where: str) -> None:
 
 
 def _note(config: RunConfig) -> None:
-    from evolve import app as wiring
+    from evolve.overrides import concurrency_note
 
-    note = wiring.concurrency_note(config)
+    note = concurrency_note(config)
     if note:
         sys.stderr.write(f"evolve: note: {note}\n")
 
@@ -111,17 +111,18 @@ def run(
 ) -> None:
     """Start a discovery run (default: offline mutator, local sandbox, SQLite under runs/)."""
     from evolve import app as wiring
+    from evolve import overrides as hydra_args
 
-    args = wiring.problem_shorthand(overrides or [])
+    args = hydra_args.problem_shorthand(overrides or [])
     if cfg is not None and cfg != "job":
         raise UserError(f"--cfg: only 'job' (the run's resolved config) is printed, got '{cfg}'")
-    jobs = wiring.sweep(args) if multirun else [args]
+    jobs = hydra_args.sweep(args) if multirun else [args]
     for k, job in enumerate(jobs):
         if len(jobs) > 1:
             sys.stderr.write(f"evolve: job {k + 1} of {len(jobs)}: {' '.join(job)}\n")
         config = wiring.compose_config(job)
         if cfg is not None:
-            sys.stdout.write(wiring.config_yaml(config))
+            sys.stdout.write(hydra_args.config_yaml(config))
             continue
         _note(config)
         loc, problem, db = wiring.start_run(config, overrides=job)
@@ -170,9 +171,10 @@ def check(
     import asyncio
 
     from evolve import app as wiring
+    from evolve.overrides import problem_shorthand
     from evolve.preflight import preflight
 
-    config = wiring.compose_config(wiring.problem_shorthand(overrides or []))
+    config = wiring.compose_config(problem_shorthand(overrides or []))
     report = asyncio.run(preflight(config, model_timeout_s=timeout))
     for line in report.lines:
         sys.stdout.write(line + "\n")

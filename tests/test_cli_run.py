@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evolve.app import compose_config, concurrency_note
+from evolve.app import compose_config
+from evolve.overrides import concurrency_note
 from tests.cli_helpers import evolve
 
 
