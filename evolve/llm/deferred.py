@@ -46,20 +46,22 @@ def build_llm_deferred(config: LLMConfig, *, seed: int, environ: Mapping[str, st
     (spec,) = config.resolved_models()
     _api_key(spec, environ)  # a missing key is an error now, not at the first request
     modules = (_MODULES[config.provider],)
-    threading.Thread(target=_import, args=(modules,), name="evolve-sdk-import", daemon=True).start()
-    return DeferredLLM(config, seed, dict(environ), spec.model, modules)
+    importing = threading.Thread(target=_import, args=(modules,), name="evolve-sdk-import", daemon=True)
+    importing.start()
+    return DeferredLLM(config, seed, dict(environ), spec.model, modules, importing)
 
 
 class DeferredLLM:
     """Builds its model on the first :meth:`complete`, then hands every call to it."""
 
     def __init__(self, config: LLMConfig, seed: int, environ: Mapping[str, str], name: str,
-                 modules: tuple[str, ...]) -> None:
+                 modules: tuple[str, ...], importing: threading.Thread | None = None) -> None:
         self._config = config
         self._seed = seed
         self._environ = environ
         self._name = name
         self._modules = modules
+        self._importing = importing
         self._llm: LLM | None = None
         self._lock = asyncio.Lock()
 
@@ -79,5 +81,7 @@ class DeferredLLM:
         return await llm.complete(request)
 
     async def aclose(self) -> None:
+        if self._importing is not None:  # a run that ends before its first request: no import left behind
+            await asyncio.to_thread(self._importing.join)
         if self._llm is not None:
             await self._llm.aclose()
