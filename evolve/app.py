@@ -18,14 +18,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hydra import compose, initialize_config_dir
-from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from evaluators.base import Evaluator
-from evaluators.local import LocalEvaluator
-from evaluators.ray_pool import RayEvaluator
 from evolve.config import EvaluatorConfig, RunConfig, validate_config
 from evolve.controller import Controller, Progress, RunSummary
 from evolve.database import Database
@@ -34,51 +30,61 @@ from evolve.database.models import RunRow
 from evolve.database.store import RunExists, describe_url
 from evolve.errors import UserError, one_line
 from evolve.llm.base import LLM
-from evolve.llm.factory import build_llm
+from evolve.llm.deferred import build_llm_deferred
 from evolve.llm.replay import ReplayLLM, prompt_key
-from evolve.paths import bundled_dir
+from evolve.locate import DB_FILE as DB_FILE
+from evolve.locate import RunLocation as RunLocation
+from evolve.locate import locate_run as locate_run
+from evolve.overrides import (
+    GROUPS,
+    config_changes,
+    config_dir,
+    group_file,
+    override_error,
+)
 from evolve.problem import Problem, load_problem
 from evolve.prompts import PromptBuilder
 
-DB_FILE = "evolve.db"
 log = logging.getLogger(__name__)
-
-
-def config_dir() -> Path:
-    return bundled_dir("configs")
 
 
 def compose_config(overrides: Sequence[str]) -> RunConfig:
     """Compose ``configs/`` with Hydra-style overrides and validate the result."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
             cfg = compose(config_name="config", overrides=list(overrides))
         raw = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     except (HydraException, OmegaConfBaseException) as exc:
-        raise UserError(one_line(exc)) from exc
+        raise UserError(override_error(exc)) from exc
     assert isinstance(raw, dict)
     return validate_config({str(k): v for k, v in raw.items()})
 
 
 def apply_overrides(stored: dict[str, Any], overrides: Sequence[str]) -> RunConfig:
-    """A stored run config with ``key=value`` overrides (for resume)."""
+    """A stored run config with ``key=value`` overrides (for resume); ``group=option`` (such as
+    ``llm=openai``) replaces that group with ``configs/<group>/<option>.yaml``, and the group's
+    dotted overrides then apply on top of it."""
     bad = [o for o in overrides if "=" not in o or o.startswith(("+", "~"))]
     if bad:
         raise UserError(f"resume takes key=value overrides only, got: {' '.join(bad)}")
+    base = dict(stored)
+    dotted = []
+    for o in overrides:
+        key, _, option = o.partition("=")
+        if key in GROUPS:
+            base[key] = group_file(key, option)
+        else:
+            dotted.append(o)
     try:
-        merged = OmegaConf.merge(OmegaConf.create(stored), OmegaConf.from_dotlist(list(overrides)))
+        merged = OmegaConf.merge(OmegaConf.create(base), OmegaConf.from_dotlist(dotted))
         raw = OmegaConf.to_container(merged, resolve=True)
     except OmegaConfBaseException as exc:
         raise UserError(one_line(exc)) from exc
     assert isinstance(raw, dict)
     return validate_config({str(k): v for k, v in raw.items()})
-
-
-@dataclass(frozen=True)
-class RunLocation:
-    run_id: str
-    run_dir: Path | None
-    db_url: str
 
 
 def run_names(config: RunConfig, problem: Problem) -> Iterator[str]:
@@ -112,16 +118,6 @@ def _claim_run_dir(config: RunConfig, run_id: str) -> RunLocation | None:
     return RunLocation(run_id, run_dir, f"sqlite:///{(run_dir / DB_FILE).resolve()}")
 
 
-def locate_run(run: str, db_url: str | None = None, runs_dir: str = "runs") -> RunLocation:
-    """``run`` is a run folder, a run name under ``runs_dir``, or (with ``db_url``) a run id."""
-    if db_url is not None:
-        return RunLocation(Path(run).name, None, db_url)
-    for candidate in (Path(run), Path(runs_dir) / run):
-        if (candidate / DB_FILE).is_file():
-            return RunLocation(candidate.resolve().name, candidate, f"sqlite:///{(candidate / DB_FILE).resolve()}")
-    raise UserError(f"RUN: no run at '{run}' (looked for {Path(run) / DB_FILE} and {Path(runs_dir) / run / DB_FILE})")
-
-
 def open_db(loc: RunLocation, *, echo: bool = False) -> Database:
     return Database.open(loc.db_url, echo=echo)
 
@@ -139,7 +135,7 @@ def build_controller(
     """Wire the model layer, the evaluator and the prompts into a controller (``lease``: the
     run's lease, renewed by the controller's heartbeat; ``started_at``: the ``time.monotonic()``
     the command began at, from which ``max_wall_time`` counts)."""
-    llm = build_replay(config) if config.llm.provider == "replay" else build_llm(
+    llm = build_replay(config) if config.llm.provider == "replay" else build_llm_deferred(
         config.llm, seed=config.seed, environ=os.environ
     )
     evaluator = build_evaluator(problem, config.evaluator)
@@ -160,7 +156,11 @@ def build_controller(
 def build_evaluator(problem: Problem, config: EvaluatorConfig) -> Evaluator:
     """The evaluation backend ``config.backend`` names, for ``problem``."""
     if config.backend == "ray":
+        from evaluators.ray_pool import RayEvaluator
+
         return RayEvaluator(problem, config)
+    from evaluators.local import LocalEvaluator
+
     return LocalEvaluator(problem, config)
 
 
@@ -241,9 +241,12 @@ class OpenRun:
     db: Database
     lease: RunLease
     fresh: bool
+    closed: bool = False  # given up (closed or discarded)
+    discarded: bool = False  # a fresh run removed again
 
     def close(self) -> None:
         """Give the run up: release the lease, close the database."""
+        self.closed = True
         try:
             self.lease.release()
         except Exception as exc:  # a full disk or a lost server: the lease then expires
@@ -254,6 +257,7 @@ class OpenRun:
     def discard(self) -> None:
         """Remove a fresh run whose start failed (no initial program evaluated): no ghost."""
         assert self.fresh
+        self.closed = self.discarded = True
         try:
             self.db.delete_run(self.loc.run_id)
         finally:
@@ -271,8 +275,37 @@ def _remove_run_dir(loc: RunLocation) -> None:
         loc.run_dir.rmdir()
 
 
-def start_run(config: RunConfig) -> OpenRun:
-    """Create the run (its folder and database row) and take its lease."""
+async def run_held(
+    opened: OpenRun,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    started_at: float | None = None,
+) -> RunSummary:
+    """Run a run this process holds to its end, then give it up. A fresh run whose start failed
+    (a missing key, a failing initial program, an interrupt before its initial program was
+    checked) is removed again: no ghost run is left behind."""
+    controller: Controller | None = None
+    keep = True
+    try:
+        controller = build_controller(
+            run_id=opened.loc.run_id, config=opened.config, problem=opened.problem, db=opened.db,
+            on_progress=on_progress, lease=opened.lease, started_at=started_at,
+        )
+        return await execute(controller)
+    except BaseException:
+        keep = not opened.fresh or (controller is not None and controller.started)
+        raise
+    finally:
+        if keep:
+            opened.close()
+        else:
+            opened.discard()
+
+
+def start_run(config: RunConfig, *, overrides: Sequence[str] = ()) -> OpenRun:
+    """Create the run (its folder and database row, and the start of its history: ``overrides``
+    and the problem's spec, which the read-only commands read instead of the problem folder)
+    and take its lease."""
     problem = load_problem(config.problem)
     stored = config.model_dump(mode="json")
     stored["problem"] = str(problem.root)
@@ -298,6 +331,7 @@ def start_run(config: RunConfig) -> OpenRun:
                 config=stored,
                 seed=config.seed,
             )
+            record_start(db, loc.run_id, problem, overrides)
             lease = db.lease(loc.run_id)
             lease.acquire()
         except RunExists:
@@ -311,6 +345,18 @@ def start_run(config: RunConfig) -> OpenRun:
             raise
         return OpenRun(loc, config, problem, db, lease, fresh=True)
     raise UserError(f"runs_dir: no free run name for {problem.name} in this second")  # pragma: no cover
+
+
+def record_start(db: Database, run_id: str, problem: Problem, overrides: Sequence[str]) -> None:
+    """The first entry of the run's history: how it was started, and its problem's spec."""
+    problem_copy = {"spec": problem.spec.model_dump(mode="json"), "root": str(problem.root)}
+    db.add_run_event(run_id, "start", {"overrides": list(overrides), "problem": problem_copy})
+
+
+def record_resume(db: Database, run_id: str, before: dict[str, Any], after: RunConfig, overrides: Sequence[str]) -> None:
+    """A resume in the run's history: its overrides and the config values they changed."""
+    changed = config_changes(before, after.model_dump(mode="json"))
+    db.add_run_event(run_id, "resume", {"overrides": list(overrides), "changed": changed})
 
 
 def reopen_run(loc: RunLocation, overrides: Sequence[str], *, allow_changed_problem: bool = False) -> OpenRun:
@@ -377,8 +423,8 @@ def _check_resume(opened: OpenRun, row: RunRow, overrides: Sequence[str], allow_
             f"run '{opened.loc.run_id}' is finished ({done} of {config.max_iterations} iterations); "
             f"extend it with: evolve resume {name} max_iterations={max(2 * done, done + 100)}"
         )
+    record_resume(opened.db, opened.loc.run_id, stored, config, overrides)
     opened.config = config
-
 
 
 def compare_replay(source: RunLocation, replayed: RunLocation) -> str:

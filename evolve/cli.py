@@ -1,30 +1,33 @@
-"""The ``evolve`` command line: run, resume, status, best, lineage, eval, init, problems."""
+"""The ``evolve`` command line: run, resume, replay, check, eval, init here; the read-only
+commands (status, best, lineage, show, export, problems) in :mod:`evolve.cli_views`.
+
+Each command imports what it needs when it runs, so that ``--help`` and the read-only commands
+answer at once (the model SDKs alone take seconds to import).
+"""
 
 from __future__ import annotations
 
-import asyncio
-import json
+import gc
 import logging
 import os
 import signal
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from sqlalchemy.exc import SQLAlchemyError
 
-from evolve import app as wiring
-from evolve import report
-from evolve.config import EvaluatorConfig, RunConfig
-from evolve.controller import Controller, RunAborted, RunSummary
-from evolve.database.lease import LeaseHeld
-from evolve.display import LiveDisplay, fmt_score
+from evolve import cli_views
 from evolve.errors import UserError, one_line
-from evolve.problem import Problem, load_problem
-from evolve.scaffold import scaffold_problem
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from evolve.app import OpenRun
+    from evolve.config import RunConfig
+    from evolve.controller import RunSummary
+    from evolve.problem import Problem
 
 
 def _process_started() -> float:
@@ -45,14 +48,34 @@ cli = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: wrapped to the terminal, never cut
     help="LLM-driven evolutionary algorithm discovery.",
 )
-out = Console()
-err = Console(stderr=True)
 
 Overrides = Annotated[list[str] | None, typer.Argument(help="Hydra overrides, e.g. problem=circle_packing max_iterations=300")]
-DbOpt = Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL of the run's database (default: the run folder's SQLite file)")]
-RunsDir = Annotated[str, typer.Option("--runs-dir", help="folder that holds run folders")]
+DbOpt = cli_views.DbOpt
+RunsDir = cli_views.RunsDir
+
+
+def _version(value: bool) -> None:
+    if value:
+        from evolve import __version__
+
+        sys.stdout.write(f"evolve {__version__}\n")
+        raise typer.Exit()
+
+
+@cli.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")] = False,
+) -> None:
+    """LLM-driven evolutionary algorithm discovery."""
+
+
+def _err() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, soft_wrap=True)  # a long line stays one line: commands copy whole
 
 
 class Terminated(Exception):
@@ -63,70 +86,94 @@ def _terminate(_signum: int, _frame: object) -> None:
     raise Terminated
 
 
-def _drive(opened: wiring.OpenRun) -> RunSummary:
+def _drive(opened: OpenRun) -> RunSummary:
     """Run a held run to its end; Ctrl-C and SIGTERM stop it cleanly (``interrupted``, resumable).
-    A fresh run whose start fails (a missing key, a failing initial program, an interrupt) is
-    removed again, so no ghost run is left behind."""
+    A fresh run whose start fails is removed again (see :func:`evolve.app.run_held`)."""
+    import asyncio
+
+    from evolve import app as wiring
+    from evolve.display import LiveDisplay
+
+    err = _err()
     config, problem, loc = opened.config, opened.problem, opened.loc
     where = str(loc.run_dir) if loc.run_dir is not None else loc.run_id
     display = LiveDisplay(err, f"evolve · {problem.name} · {loc.run_id}")
     previous = signal.signal(signal.SIGTERM, _terminate)
-    keep = True
-    controller: Controller | None = None
     try:
-        controller = wiring.build_controller(
-            run_id=loc.run_id, config=config, problem=problem, db=opened.db,
-            on_progress=display.update, lease=opened.lease, started_at=_STARTED,
-        )
         with display.running(config.progress):
-            summary = asyncio.run(wiring.execute(controller))
+            summary = asyncio.run(wiring.run_held(opened, on_progress=display.update, started_at=_STARTED))
     except (KeyboardInterrupt, Terminated, asyncio.CancelledError) as exc:
-        keep = not opened.fresh or (controller is not None and controller.started)
+        if not opened.closed:  # stopped before the run's loop began
+            opened.discard() if opened.fresh else opened.close()
         how = "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated (SIGTERM)"
-        if keep:
-            err.print(f"[yellow]{how}[/]; continue with: evolve resume {where}", soft_wrap=True)
+        if opened.discarded:
+            err.print(f"[yellow]{how}[/] during start-up; nothing was kept")
         else:
-            err.print(f"[yellow]{how}[/] during start-up; nothing was kept", soft_wrap=True)
+            err.print(f"[yellow]{how}[/]; continue with: evolve resume {where}", highlight=False)
         raise typer.Exit(130 if isinstance(exc, KeyboardInterrupt) else 143) from None
-    except BaseException:
-        keep = not opened.fresh or (controller is not None and controller.started)
-        raise
     finally:
         signal.signal(signal.SIGTERM, previous)
-        if keep:
-            opened.close()
-        else:
-            opened.discard()
     _print_summary(summary, problem, where)
     return summary
 
 
-def _start(config: RunConfig) -> wiring.OpenRun:
+def _start(config: RunConfig, overrides: list[str]) -> OpenRun:
     """Create a new run; Ctrl-C or SIGTERM while creating it leaves nothing behind."""
+    from evolve import app as wiring
+
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        return wiring.start_run(config)
+        return wiring.start_run(config, overrides=overrides)
     except (KeyboardInterrupt, Terminated) as exc:
-        err.print("[yellow]interrupted[/] during start-up; nothing was kept", soft_wrap=True)
+        _err().print("[yellow]interrupted[/] during start-up; nothing was kept")
         raise typer.Exit(130 if isinstance(exc, KeyboardInterrupt) else 143) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
 
 
 def _print_summary(summary: RunSummary, problem: Problem, where: str) -> None:
+    from evolve.report import fmt_score
+
+    err = _err()
     primary = problem.spec.metrics.primary
     best = summary.best.score(primary) if summary.best else None
     gain = f" ({best - summary.initial_score:+.6g} over the initial program)" if best is not None and summary.initial_score is not None else ""
     err.print(f"run [bold]{summary.run_id}[/] {summary.status}: {summary.reason}")
     err.print(f"best {primary}: [bold green]{fmt_score(best)}[/]{gain}")
-    err.print(f"next: evolve status {where} | evolve best {where} -o best.py | evolve lineage {where}", soft_wrap=True)
+    err.print(f"next: evolve status {where} | evolve best {where} -o best.py | evolve lineage {where}", highlight=False)
+
+
+def _note(config: RunConfig) -> None:
+    from evolve.overrides import concurrency_note
+
+    note = concurrency_note(config)
+    if note:
+        sys.stderr.write(f"evolve: note: {note}\n")
 
 
 @cli.command()
-def run(overrides: Overrides = None) -> None:
+def run(
+    overrides: Overrides = None,
+    cfg: Annotated[str | None, typer.Option("--cfg", help="'job': print the resolved config and exit")] = None,
+    multirun: Annotated[bool, typer.Option("-m", "--multirun", help="a run for each combination of comma-separated values, e.g. seed=0,1,2")] = False,
+) -> None:
     """Start a discovery run (default: offline mutator, local sandbox, SQLite under runs/)."""
-    config = wiring.compose_config(overrides or [])
-    _drive(_start(config))
+    from evolve import app as wiring
+    from evolve import overrides as hydra_args
+
+    args = hydra_args.problem_shorthand(overrides or [])
+    if cfg is not None and cfg != "job":
+        raise UserError(f"--cfg: only 'job' (the run's resolved config) is printed, got '{cfg}'")
+    jobs = hydra_args.sweep(args) if multirun else [args]
+    for k, job in enumerate(jobs):
+        if len(jobs) > 1:
+            sys.stderr.write(f"evolve: job {k + 1} of {len(jobs)}: {' '.join(job)}\n")
+        config = wiring.compose_config(job)
+        if cfg is not None:
+            sys.stdout.write(hydra_args.config_yaml(config))
+            continue
+        _note(config)
+        _drive(_start(config, job))
 
 
 @cli.command()
@@ -137,9 +184,13 @@ def resume(
     runs_dir: RunsDir = "runs",
     allow_changed_problem: Annotated[bool, typer.Option(help="resume even if the problem's files changed")] = False,
 ) -> None:
-    """Continue a stopped, interrupted or killed run where it stopped (overrides such as max_iterations=500 allowed)."""
+    """Continue a stopped, interrupted or killed run where it stopped (overrides such as max_iterations=500 or llm=openai allowed, kept in the run's history)."""
+    from evolve import app as wiring
+
     loc = wiring.locate_run(run, db, runs_dir)
-    _drive(wiring.reopen_run(loc, overrides or [], allow_changed_problem=allow_changed_problem))
+    opened = wiring.reopen_run(loc, overrides or [], allow_changed_problem=allow_changed_problem)
+    _note(opened.config)
+    _drive(opened)
 
 
 @cli.command()
@@ -150,80 +201,35 @@ def replay(
     runs_dir: RunsDir = "runs",
 ) -> None:
     """Reproduce a recorded run exactly from its stored model replies: no API, no cost."""
+    from evolve import app as wiring
+
     loc = wiring.locate_run(run, db, runs_dir)
     config = wiring.replay_config(loc, overrides or [])
-    opened = _start(config)
+    opened = _start(config, [f"replay={run}", *(overrides or [])])
     _drive(opened)
-    err.print(wiring.compare_replay(loc, opened.loc), soft_wrap=True)
+    _err().print(wiring.compare_replay(loc, opened.loc), highlight=False)
 
 
 @cli.command()
-def status(
-    run: Annotated[str | None, typer.Argument(help="run folder or name; none lists all runs")] = None,
-    db: DbOpt = None,
-    runs_dir: RunsDir = "runs",
-    html: Annotated[Path | None, typer.Option("--html", help="also write a page: score chart, archive maps, score against spend")] = None,
+def check(
+    overrides: Overrides = None,
+    timeout: Annotated[float, typer.Option(help="seconds each model has to answer its tiny request")] = 60.0,
 ) -> None:
-    """Show a run: progress, best program, failures by kind, archive, model usage."""
-    if html is not None and run is None:
-        raise UserError("--html needs a RUN")
-    if run is None:
-        out.print(report.runs_table(Path(runs_dir)))
-        return
-    loc = wiring.locate_run(run, db, runs_dir)
-    database = wiring.open_db(loc)
-    try:
-        out.print(report.run_status(database, loc.run_id))
-        if html is not None:
-            html.write_text(report.run_html(database, loc.run_id))
-            err.print(f"wrote {html}")
-    finally:
-        database.close()
+    """Preflight before spending money: the problem loads, the initial program scores the same twice, each model answers, the prompt fits its context, the cost estimate."""
+    import asyncio
 
+    from evolve import app as wiring
+    from evolve.overrides import problem_shorthand
+    from evolve.preflight import preflight
 
-@cli.command()
-def best(
-    run: Annotated[str, typer.Argument(help="run folder or name under runs/")],
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="write the program here (default: stdout)")] = None,
-    db: DbOpt = None,
-    runs_dir: RunsDir = "runs",
-) -> None:
-    """Write the best program of a run."""
-    loc = wiring.locate_run(run, db, runs_dir)
-    database = wiring.open_db(loc)
-    try:
-        program, primary = report.best_of(database, loc.run_id)
-    finally:
-        database.close()
-    assert program.code is not None
-    if output is None:
-        sys.stdout.write(program.code)
-    else:
-        output.write_text(program.code)
-    err.print(f"{primary} = {fmt_score(program.score(primary))} (program {program.id}, iteration {program.iteration})")
-
-
-@cli.command()
-def lineage(
-    run: Annotated[str, typer.Argument(help="run folder or name under runs/")],
-    program: Annotated[str | None, typer.Argument(help="program id, id prefix or iteration (default: the best)")] = None,
-    db: DbOpt = None,
-    runs_dir: RunsDir = "runs",
-    diffs: Annotated[bool, typer.Option("--diffs/--no-diffs", help="show each step's diff")] = True,
-    html: Annotated[Path | None, typer.Option("--html", help="also write a browsable HTML page")] = None,
-) -> None:
-    """Show how a program descended from the initial one: each step's score change and diff."""
-    loc = wiring.locate_run(run, db, runs_dir)
-    database = wiring.open_db(loc)
-    try:
-        chain, primary, _maximize = report.lineage_of(database, loc.run_id, program)
-    finally:
-        database.close()
-    for renderable in report.lineage_view(chain, primary, diffs=diffs):
-        out.print(renderable)
-    if html is not None:
-        html.write_text(report.lineage_html(chain, primary, run_id=loc.run_id))
-        err.print(f"wrote {html}")
+    config = wiring.compose_config(problem_shorthand(overrides or []))
+    report = asyncio.run(preflight(config, model_timeout_s=timeout))
+    for line in report.lines:
+        sys.stdout.write(line + "\n")
+    for failure in report.failures:
+        sys.stderr.write(f"evolve: check failed: {failure}\n")
+    if report.failures:
+        raise typer.Exit(1)
 
 
 @cli.command("eval")
@@ -231,6 +237,13 @@ def eval_(
     args: Annotated[list[str], typer.Argument(help="problem=NAME and the program FILE")],
 ) -> None:
     """Evaluate one program file through the sandbox and scorer; print status and metrics as JSON."""
+    import asyncio
+    import json
+
+    from evaluators.local import LocalEvaluator
+    from evolve.config import EvaluatorConfig
+    from evolve.problem import load_problem
+
     problem_name = next((a.split("=", 1)[1] for a in args if a.startswith("problem=")), None)
     files = [a for a in args if not a.startswith("problem=")]
     if problem_name is None or len(files) != 1:
@@ -239,8 +252,6 @@ def eval_(
     if not path.is_file():
         raise UserError(f"FILE: no such file: {path}")
     problem = load_problem(problem_name)
-    from evaluators.local import LocalEvaluator
-
     code = path.read_text()
 
     async def go() -> str:
@@ -262,15 +273,14 @@ def init(
     ] = False,
 ) -> None:
     """Scaffold a new problem that runs as created: evolve run problem=DIR."""
+    from evolve.scaffold import scaffold_problem
+
     scaffold_problem(directory, interactive)
     files = "problem.yaml, initial.py, " + ("environment.py" if interactive else "scorer.py")
-    err.print(f"created {directory}/ ({files}); try: evolve run problem={directory}")
+    sys.stderr.write(f"created {directory}/ ({files}); try: evolve run problem={directory}\n")
 
 
-@cli.command()
-def problems() -> None:
-    """List the problems: direction, best-known value and its source."""
-    out.print(report.problems_table())
+cli_views.register(cli)
 
 
 def main() -> None:
@@ -279,18 +289,36 @@ def main() -> None:
         cli()
     except UserError as exc:
         _fail(f"evolve: error: {exc}", 2)
-    except LeaseHeld as exc:
-        _fail(f"evolve: error: {exc}", 2)
-    except RunAborted as exc:
-        _fail(f"evolve: run stopped: {exc}", 1)
-    except SQLAlchemyError as exc:
-        detail = getattr(exc, "orig", None) or exc
-        _fail(f"evolve: error: the database failed: {one_line(detail)}", 1)
-    except OSError as exc:
-        where = f"{exc.filename}: " if exc.filename else ""
-        _fail(f"evolve: error: {where}{exc.strerror or one_line(exc)}", 1)
     except KeyboardInterrupt:
         _fail("evolve: interrupted", 130)
+    except Exception as exc:
+        _fail(*_one_line_failure(exc))
+    finally:
+        # The process ends now: spare it the interpreter's last collection over the whole heap
+        # (0.15-0.25 s with the SDK's and SQLAlchemy's objects loaded). Objects are still
+        # released; only the cycle search is skipped.
+        gc.freeze()
+
+
+def _one_line_failure(exc: Exception) -> tuple[str, int]:
+    """The line and exit code for a failure the user must see as one line, never a traceback:
+    a held run, a run that had to stop, a database or file system that failed. Anything
+    else is a bug in evolve, and its traceback is shown."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from evolve.controller import RunAborted
+    from evolve.database.lease import LeaseHeld
+
+    if isinstance(exc, LeaseHeld):
+        return f"evolve: error: {exc}", 2
+    if isinstance(exc, RunAborted):
+        return f"evolve: run stopped: {exc}", 1
+    if isinstance(exc, SQLAlchemyError):
+        return f"evolve: error: the database failed: {one_line(getattr(exc, 'orig', None) or exc)}", 1
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"evolve: error: {where}{exc.strerror or one_line(exc)}", 1
+    raise exc
 
 
 def _fail(line: str, code: int) -> None:

@@ -7,6 +7,7 @@ field.
 
 from __future__ import annotations
 
+import difflib
 import os
 from typing import Any, Literal
 
@@ -92,12 +93,27 @@ class RunConfig(_Cfg):
     search: SearchConfig = SearchConfig()
 
 
+def config_keys(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[str]:
+    """Every valid dotted key of the run config (``search.islands``, ``llm.retry.max_retries``)."""
+    keys = []
+    for name, info in model.model_fields.items():
+        keys.append(prefix + name)
+        kind = info.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            keys.extend(config_keys(kind, f"{prefix}{name}."))
+    return keys
+
+
 def validate_config(raw: dict[str, Any]) -> RunConfig:
-    """Validate a composed config tree; raise :class:`UserError` naming the first bad field."""
+    """Validate a composed config tree; raise :class:`UserError` naming the first bad field (an
+    unknown key with the closest valid ones)."""
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
-        msg = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+        msg = first["msg"]
+        if first["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(field, config_keys(), n=3, cutoff=0.6)
+            msg = "unknown key" + (f"; closest valid: {', '.join(close)}" if close else "")
         raise UserError(f"config field '{field}': {msg}") from exc

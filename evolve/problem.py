@@ -218,7 +218,8 @@ def load_problem(name_or_path: str | Path) -> Problem:
     root = resolve_problem_dir(str(name_or_path))
     path = root / "problem.yaml"
     try:
-        raw = yaml.safe_load(path.read_text())
+        # libyaml's parser when there is one: a problem.yaml may hold a long table of data
+        raw = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         raise UserError(f"{path}: not valid YAML: {exc}".splitlines()[0]) from exc
     if not isinstance(raw, dict):

@@ -1,248 +1,143 @@
-"""Read-only views of runs: status tables, the best program, lineage (terminal and HTML)."""
+"""Read-only views of runs as plain text (for pipes and files), JSON and HTML.
+
+Plain text is whole: no boxes, nothing cut to a width, one record per line where it can be; a
+lineage is a sequence of unified diffs that ``patch``/``git apply`` accept. The terminal's rich
+views of the same records are in :mod:`evolve.display`.
+"""
 
 from __future__ import annotations
 
 import html
-import math
-from collections import Counter
-from collections.abc import Sequence
-from datetime import UTC, datetime
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Group, RenderableType
-from rich.panel import Panel
-from rich.syntax import Syntax
-from rich.table import Table
-from rich.text import Text
-from sqlalchemy.exc import SQLAlchemyError
+from evolve.errors import UserError
+from evolve.problem import BestKnown, load_problem, problems_dirs
+from evolve.records import Program
 
-from evolve.controller import HEARTBEAT_S
-from evolve.database import Database
-from evolve.database.lease import holder_alive
-from evolve.database.models import RunRow
-from evolve.display import fmt_score
-from evolve.errors import UserError, one_line
-from evolve.problem import BestKnown, Problem, load_problem, problems_dirs
-from evolve.records import Program, Status
-from evolve.runpage import ModelSummary, run_page
+if TYPE_CHECKING:  # not imported to list problems: that needs no database
+    from rich.console import RenderableType
+
+    from evolve.runread import ProgramDetail, Reader, RunListing, RunStatus
+
+#: The file name lineage diffs use, so that the whole sequence applies to one file.
+LINEAGE_FILE = "program.py"
 
 
-def _run_row(db: Database, run_id: str) -> RunRow:
-    row = db.get_run(run_id)
-    if row is None:
-        raise UserError(f"RUN: no run '{run_id}' in this database")
-    return row
+def fmt_score(value: float | None) -> str:
+    return "-" if value is None else f"{value:.10g}"
 
 
-def run_problem(db: Database, run_id: str) -> Problem:
-    row = _run_row(db, run_id)
-    try:
-        return load_problem(row.problem_root)
-    except UserError as exc:
-        raise UserError(f"run '{run_id}': cannot load its problem: {exc}") from exc
+def plain_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """Columns padded to their widest cell, two spaces apart; nothing is cut."""
+    cells = [[str(h) for h in headers], *[["-" if c is None else str(c) for c in r] for r in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells)
 
 
-def run_state(row: RunRow, lease: dict[str, Any] | None = None) -> str:
-    """The stored status, with ``running`` checked against the run's lease, which the live
-    controller's heartbeat renews (a killed run's lease expires)."""
-    if row.status != "running":
-        return row.status
-    now = datetime.now(UTC)
-    if lease is not None:
-        expires = lease["expires_at"] if lease["expires_at"].tzinfo else lease["expires_at"].replace(tzinfo=UTC)
-        if expires > now and holder_alive(lease["host"], lease["pid"], lease["started"]):
-            return f"running: pid {lease['pid']} on {lease['host']}"
-    last = row.updated_at if row.updated_at.tzinfo else row.updated_at.replace(tzinfo=UTC)
-    silent = (now - last).total_seconds()
-    if lease is None and silent < 6 * HEARTBEAT_S:
-        return "running"  # a database from before leases
-    return f"stale (no heartbeat for {silent / 60:.0f} min: killed? resume it)"
+def failure_line(message: str) -> str:
+    """The line of an error message that says most: a traceback's last line, else the first."""
+    lines = [ln.strip() for ln in message.strip().splitlines() if ln.strip()]
+    if not lines:
+        return ""
+    return lines[-1] if lines[0].startswith("Traceback") else lines[0]
 
 
-def best_of(db: Database, run_id: str) -> tuple[Program, str]:
-    problem = run_problem(db, run_id)
-    best = db.best_program(run_id, maximize=problem.maximize)
-    if best is None:
-        raise UserError(f"run '{run_id}' has no evaluated program yet")
-    return best, problem.spec.metrics.primary
+def to_json(value: Any) -> str:
+    """``value`` (records, dataclasses, datetimes) as indented JSON."""
+    return json.dumps(_plain(value), indent=2, allow_nan=False, default=str) + "\n"
 
 
-def runs_table(runs_dir: Path) -> RenderableType:
-    table = Table(title=f"runs in {runs_dir}/")
-    for col in ("run", "problem", "status", "iterations", "best", "updated"):
-        table.add_column(col)
-    for db_file in sorted(runs_dir.glob("*/evolve.db")):
-        try:
-            rows = _run_rows(db_file)
-        except (UserError, SQLAlchemyError) as exc:  # one corrupt run does not hide the others
-            detail = getattr(exc, "orig", None) or exc
-            rows = [(db_file.parent.name, "-", f"unreadable: {one_line(detail)}", "-", "-", "-")]
-        for cells in rows:
-            table.add_row(*cells)
-    return table
+def _plain(value: Any) -> Any:
+    if isinstance(value, Program):
+        return value.model_dump(mode="json")
+    if hasattr(value, "__dataclass_fields__"):
+        return {k: _plain(v) for k, v in asdict(value).items()}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, float) and (value != value or abs(value) == float("inf")):
+        return None
+    return value
 
 
-def _run_rows(db_file: Path) -> list[tuple[str, ...]]:
-    """The runs-table rows of one run folder's database."""
-    db = Database.open(f"sqlite:///{db_file.resolve()}")
-    rows: list[tuple[str, ...]] = []
-    try:
-        for row in db.list_runs():
-            counts = db.status_counts(row.id)
-            try:
-                program, primary = best_of(db, row.id)
-                best = fmt_score(program.score(primary))
-            except UserError:
-                best = "-"
-            iters = max(0, sum(counts.values()) - 1)
-            rows.append((row.id, row.problem, run_state(row, db.lease_holder(row.id)), str(iters), best, f"{row.updated_at:%Y-%m-%d %H:%M}"))
-    finally:
-        db.close()
-    return rows
+# -- runs ------------------------------------------------------------------------------------
+def runs_text(runs: Sequence[RunListing]) -> str:
+    if not runs:
+        return "no runs\n"
+    rows = [(r.run, r.problem, r.status, r.iterations, fmt_score(r.best), f"{r.updated:%Y-%m-%d %H:%M}", r.database)
+            for r in runs]
+    return plain_table(("run", "problem", "status", "iterations", "best", "updated", "database"), rows) + "\n"
 
 
-def run_status(db: Database, run_id: str) -> RenderableType:
-    """Everything a user checks first: progress, best, failures by kind, archive, cost."""
-    row = _run_row(db, run_id)
-    problem = run_problem(db, run_id)
-    primary = problem.spec.metrics.primary
-    programs = db.programs(run_id)
-    by_iter = {p.iteration: p for p in programs}
-    best = db.best_program(run_id, maximize=problem.maximize)
-    initial = by_iter.get(0)
+def list_run_folders(runs_dir: Path) -> list[tuple[str, str]]:
+    """(database URL, folder) of each run folder under ``runs_dir``."""
+    from evolve.locate import DB_FILE, sqlite_url
 
-    head = Table.grid(padding=(0, 2))
-    head.add_column(style="bold cyan", justify="right")
-    head.add_column(overflow="fold")  # a long path wraps rather than being cut
-    head.add_row("run", Text(f"{row.id}  [{run_state(row, db.lease_holder(run_id))}] {row.stop_reason or ''}"))
-    head.add_row("problem", f"{row.problem}  ({row.problem_root})")
-    head.add_row("iterations", f"{max(0, len(programs) - 1)} of {row.config.get('max_iterations')}   seed {row.seed}")
-    init_score = initial.score(primary) if initial else None
-    best_score = best.score(primary) if best else None
-    gain = f"  ({best_score - init_score:+.6g})" if best_score is not None and init_score is not None else ""
-    head.add_row(f"best {primary}", f"{fmt_score(best_score)}{gain}   program {best.id if best else '-'}")
-    head.add_row("initial", fmt_score(init_score))
-    if problem.spec.best_known:
-        head.add_row("best known", f"{problem.spec.best_known.value:.10g}  ({problem.spec.best_known.source})")
-    head.add_row("started / updated", f"{row.created_at:%Y-%m-%d %H:%M:%S} / {row.updated_at:%Y-%m-%d %H:%M:%S}")
-
-    counts = Counter(p.status.value for p in programs if p.iteration > 0)
-    outcomes = Table(title="outcomes")
-    outcomes.add_column("status")
-    outcomes.add_column("programs", justify="right")
-    outcomes.add_column("share", justify="right")
-    total = max(1, sum(counts.values()))
-    for st in Status:
-        if counts.get(st.value):
-            style = "red" if st.is_failure else ("green" if st is Status.EVALUATED else "")
-            outcomes.add_row(Text(st.value, style=style), str(counts[st.value]), f"{counts[st.value] / total:.0%}")
-
-    islands = Table(title="archive (cells ever occupied)")
-    islands.add_column("island")
-    islands.add_column("cells", justify="right")
-    islands.add_column("best", justify="right")
-    n_islands = int(row.config.get("search", {}).get("islands", 1))
-    n_cells = math.prod(f.bins for f in problem.spec.features) if problem.spec.features else 1
-    for i in range(n_islands):
-        mine = [p for p in programs if p.status is Status.EVALUATED and (p.island == i or p.iteration == 0)]
-        cells = {p.cell for p in mine}
-        scores = [s for p in mine if (s := p.score(primary)) is not None]
-        top = (max(scores) if problem.maximize else min(scores)) if scores else None
-        islands.add_row(str(i), f"{len(cells)} / {n_cells}", fmt_score(top))
-
-    parts: list[RenderableType] = [Panel(head, title="evolve status"), outcomes, islands, _usage_tables(model_summaries(db, run_id, programs, problem))]
-    failures = db.llm_failures(run_id)
-    if failures:
-        parts.append(_failures_table(failures))
-    return Group(*parts)
+    return [(sqlite_url(f), str(f.parent)) for f in sorted(runs_dir.glob(f"*/{DB_FILE}"))]
 
 
-def model_summaries(db: Database, run_id: str, programs: Sequence[Program], problem: Problem) -> list[ModelSummary]:
-    """Per model: its calls, and the children made from its replies (failed, beat their parent)."""
-    primary = problem.spec.metrics.primary
-    by_iter = {p.iteration: p for p in programs}
-    by_id = {p.id: p for p in programs}
-    out = []
-    for u in db.llm_usage(run_id):
-        model = str(u["model"])
-        made = [by_iter[i] for i in db.model_iterations(run_id, model) if i in by_iter]
-        out.append(
-            ModelSummary(
-                model=model,
-                calls=int(u["calls"]),
-                errors=int(u["errors"]),
-                retried=int(u["retried"]),
-                input_tokens=int(u["input_tokens"] or 0),
-                output_tokens=int(u["output_tokens"] or 0),
-                cost_usd=float(u["cost_usd"] or 0.0),
-                mean_latency_s=float(u["mean_latency_s"] or 0.0),
-                children=len(made),
-                failed=sum(1 for c in made if c.status.is_failure),
-                improved=sum(1 for c in made if _improves(c, by_id.get(c.parent_id or ""), primary, problem)),
-            )
-        )
-    return out
+# -- status ----------------------------------------------------------------------------------
+def status_text(s: RunStatus) -> str:
+    gain = f" ({s.best_score - s.initial_score:+.6g})" if s.best_score is not None and s.initial_score is not None else ""
+    lines = [
+        f"run: {s.run_id}  [{s.state}]{'  ' + s.stop_reason if s.stop_reason else ''}",
+        f"problem: {s.problem}  ({s.problem_root})",
+        f"iterations: {s.iterations} of {s.max_iterations}  seed {s.seed}",
+        f"best {s.primary}: {fmt_score(s.best_score)}{gain}  program {s.best_id or '-'}",
+        f"initial: {fmt_score(s.initial_score)}",
+    ]
+    if s.best_known is not None:
+        lines.append(f"best known: {s.best_known:.10g}  ({s.best_known_source})")
+    lines.append(f"started: {s.created:%Y-%m-%d %H:%M:%S}  updated: {s.updated:%Y-%m-%d %H:%M:%S}")
+    total = max(1, sum(s.outcomes.values()))
+    sections = [
+        ("outcomes", plain_table(("status", "programs", "share"),
+                                 [(k, n, f"{n / total:.0%}") for k, n in s.outcomes.items()])),
+        ("archive (cells ever occupied)", plain_table(("island", "cells", "best"),
+                                                      [(i.island, f"{i.cells} / {i.of_cells}", fmt_score(i.best))
+                                                       for i in s.islands])),
+    ]
+    if s.models:
+        sections.append(("model calls", plain_table(
+            ("model", "calls", "errors", "retried", "tokens in", "tokens out", "cost $", "latency s"),
+            [(m.model, m.calls, m.errors, m.retried, m.input_tokens, m.output_tokens, f"{m.cost_usd:.4g}",
+              f"{m.mean_latency_s:.2f}") for m in s.models])))
+        sections.append(("children by model", plain_table(
+            ("model", "children", "failed", "improved", "improved share"),
+            [(m.model, m.children, m.failed, m.improved, f"{m.improved / m.children:.0%}" if m.children else "-")
+             for m in s.models])))
+    if s.llm_failures:
+        sections.append(("model call failures", plain_table(
+            ("model", "kind", "retried", "failed calls"),
+            [(f["model"], f["kind"], f["retried"], f["failed"]) for f in s.llm_failures])))
+    if s.recent_failures:
+        sections.append(("recent failures (newest first; evolve show RUN ITERATION for the whole text)", "\n".join(
+            f"iteration {f.iteration}  {f.program_id}  {f.status}{f' ({f.stage})' if f.stage else ''}: "
+            f"{failure_line(f.message)}" for f in s.recent_failures)))
+    if s.history:
+        sections.append(("history", "\n".join(_history_line(h) for h in s.history)))
+    body = "\n".join(lines)
+    for title, text in sections:
+        body += f"\n\n{title}\n{text}"
+    return body + "\n"
 
 
-def _usage_tables(models: Sequence[ModelSummary]) -> Group:
-    """Per model: its calls (errors, retried attempts, tokens, cost, latency), then the children
-    made from its replies (how many failed, how many beat their parent). Two tables, so that
-    every figure fits an 80-column terminal, or a pipe, which rich gives 80 columns."""
-    calls = Table(title="model calls")
-    calls.add_column("model", no_wrap=True)
-    for col in ("calls", "errors", "retried", "tok in", "tok out", "cost $", "latency s"):
-        calls.add_column(col, justify="right")
-    children = Table(title="children by model")
-    children.add_column("model", no_wrap=True)
-    for col in ("children", "failed", "improved", "improved share"):
-        children.add_column(col, justify="right")
-    for m in models:
-        calls.add_row(
-            m.model, str(m.calls), str(m.errors), str(m.retried), _count(m.input_tokens),
-            _count(m.output_tokens), f"{m.cost_usd:.3g}", f"{m.mean_latency_s:.2f}",
-        )
-        share = f"{m.improved / m.children:.0%}" if m.children else "-"
-        children.add_row(m.model, str(m.children), str(m.failed), str(m.improved), share)
-    return Group(calls, children)
+def _history_line(h: dict[str, Any]) -> str:
+    overrides = " ".join(h.get("overrides") or [])
+    changed = "; ".join(f"{k}: {v[0]} -> {v[1]}" for k, v in (h.get("changed") or {}).items())
+    return f"{h['at']}  {h['kind']}" + (f"  {overrides}" if overrides else "") + (f"  ({changed})" if changed else "")
 
 
-def _failures_table(failures: list[dict[str, Any]]) -> Table:
-    """Model call failures by kind: attempts retried, and calls that failed in the end."""
-    table = Table(title="model call failures")
-    table.add_column("model", no_wrap=True)
-    table.add_column("kind")
-    table.add_column("retried", justify="right")
-    table.add_column("failed calls", justify="right")
-    for f in failures:
-        table.add_row(str(f["model"]), str(f["kind"]), str(f["retried"]), str(f["failed"]))
-    return table
-
-
-def _count(n: object) -> str:
-    v = float(n or 0)  # type: ignore[arg-type]
-    return f"{v / 1e6:.1f}M" if v >= 1e6 else f"{v / 1e3:.0f}k" if v >= 1e4 else f"{v:.0f}"
-
-
-def _improves(child: Program, parent: Program | None, primary: str, problem: Problem) -> bool:
-    cs, ps = child.score(primary), parent.score(primary) if parent else None
-    return cs is not None and ps is not None and problem.is_better(cs, ps)
-
-
-def lineage_of(db: Database, run_id: str, program: str | None) -> tuple[list[Program], str, bool]:
-    problem = run_problem(db, run_id)
-    primary = problem.spec.metrics.primary
-    if program is None:
-        target, _ = best_of(db, run_id)
-    else:
-        found = db.find_program(run_id, program)
-        if found is None:
-            raise UserError(f"PROGRAM: no single program matches '{program}' in run '{run_id}'")
-        target = found
-    return db.lineage(target.id), primary, problem.maximize
-
-
-def _step_title(p: Program, prev: Program | None, primary: str) -> str:
+# -- lineage ---------------------------------------------------------------------------------
+def step_title(p: Program, prev: Program | None, primary: str) -> str:
     score = p.score(primary)
     prev_score = prev.score(primary) if prev else None
     delta = f" ({score - prev_score:+.6g})" if score is not None and prev_score is not None else ""
@@ -250,19 +145,142 @@ def _step_title(p: Program, prev: Program | None, primary: str) -> str:
     return f"iteration {p.iteration} · {p.id} · island {p.island} · {p.mode} · {primary} {outcome}{delta}"
 
 
-def lineage_view(chain: list[Program], primary: str, *, diffs: bool) -> list[RenderableType]:
-    views: list[RenderableType] = [Text(f"lineage: {len(chain)} programs, initial -> selected", style="bold")]
+def creation_diff(code: str, name: str = LINEAGE_FILE) -> str:
+    """``code`` as a unified diff that creates the file ``name``."""
+    lines = code.splitlines(keepends=True)
+    body = "".join("+" + (ln if ln.endswith("\n") else ln + "\n") for ln in lines)
+    return f"--- /dev/null\n+++ b/{name}\n@@ -0,0 +1,{len(lines)} @@\n{body}" if lines else ""
+
+
+def renamed_diff(diff: str, name: str = LINEAGE_FILE) -> str:
+    """A stored diff (headers ``a/parent``, ``b/child``) with both headers naming ``name``."""
+    lines = diff.splitlines(keepends=True)
+    if len(lines) >= 2 and lines[0].startswith("--- ") and lines[1].startswith("+++ "):
+        lines[:2] = [f"--- a/{name}\n", f"+++ b/{name}\n"]
+    return "".join(lines)
+
+
+def lineage_text(chain: Sequence[Program], primary: str, *, diffs: bool) -> str:
+    """Each step as a ``#`` title line and its diff: the whole text, applied in order to an empty
+    folder (``patch -p1`` or ``git apply``), writes the initial program to ``program.py`` and takes
+    it through every step to the selected one."""
+    out = [f"# lineage: {len(chain)} programs, initial -> selected\n"]
     prev: Program | None = None
     for p in chain:
-        title = _step_title(p, prev, primary)
-        if diffs and p.diff:
-            views.append(Panel(Syntax(p.diff.rstrip(), "diff", theme="ansi_dark"), title=title, title_align="left"))
-        else:
-            views.append(Text(title))
+        out.append(f"# {step_title(p, prev, primary)}\n")
+        if diffs:
+            text = creation_diff(p.code or "") if prev is None else renamed_diff(p.diff)
+            out.append(text if text.endswith("\n") or not text else text + "\n")
         prev = p
-    return views
+    return "".join(out)
 
 
+def lineage_json(run_id: str, chain: Sequence[Program], primary: str) -> dict[str, Any]:
+    steps = []
+    prev: Program | None = None
+    for p in chain:
+        score, before = p.score(primary), prev.score(primary) if prev else None
+        steps.append({**p.model_dump(mode="json"), "score": score,
+                      "delta": score - before if score is not None and before is not None else None})
+        prev = p
+    return {"run_id": run_id, "primary": primary, "programs": steps}
+
+
+# -- one program -----------------------------------------------------------------------------
+def program_text(d: ProgramDetail) -> str:
+    p = d.program
+    score = p.score(d.primary)
+    head = [
+        f"program: {p.id}",
+        f"iteration: {p.iteration}  island {p.island}  generation {p.generation}  mode {p.mode}",
+        f"status: {p.status.value}",
+        f"{d.primary}: {fmt_score(score)}",
+        f"parent: {p.parent_id or '-'}"
+        + (f"  ({d.primary} {fmt_score(d.parent.score(d.primary))})" if d.parent is not None else ""),
+        "children: " + (", ".join(f"{c.id} (iteration {c.iteration}, {c.status.value})" for c in d.children) or "-"),
+    ]
+    if p.metrics:
+        head.append("metrics: " + ", ".join(f"{k}={v:.10g}" if isinstance(v, float) else f"{k}={v}"
+                                            for k, v in p.metrics.items()))
+    if p.timings:
+        head.append("timings: " + ", ".join(f"{k}={v:.3g}" for k, v in p.timings.items()))
+    parts = ["\n".join(head)]
+    if p.error is not None:
+        parts.append(f"== error: {p.error.kind.value}{f' ({p.error.stage})' if p.error.stage else ''}\n"
+                     f"{p.error.message.rstrip()}")
+    if p.feedback:
+        parts.append(f"== feedback\n{p.feedback.rstrip()}")
+    if p.diff:
+        parts.append(f"== diff against the parent\n{renamed_diff(p.diff).rstrip()}")
+    if d.call is not None:
+        c = d.call
+        parts.append(f"== model call: {c['model']}  {c['input_tokens']} tokens in, {c['output_tokens']} out, "
+                     f"${c['cost_usd']:.4g}, {c['latency_s']:.2f} s"
+                     + (f"  error {c['error_kind']}: {c['error_message']}" if c["error_kind"] else ""))
+        for m in c["prompt"]:
+            parts.append(f"== prompt ({m.get('role', '?')})\n{str(m.get('content', '')).rstrip()}")
+        if c["reply"] is not None:
+            parts.append(f"== reply\n{c['reply'].rstrip()}")
+    parts.append("== code\n" + (p.code.rstrip() if p.code is not None else "(no program: the proposal failed)"))
+    return "\n\n".join(parts) + "\n"
+
+
+def program_json(run_id: str, d: ProgramDetail) -> dict[str, Any]:
+    return {
+        "run_id": run_id, "primary": d.primary, "score": d.program.score(d.primary),
+        "program": d.program.model_dump(mode="json"),
+        "parent": d.parent.model_dump(mode="json") if d.parent else None,
+        "call": d.call, "children": [{"id": c.id, "iteration": c.iteration, "status": c.status.value}
+                                     for c in d.children],
+    }
+
+
+# -- problems --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ProblemListing:
+    name: str
+    direction: str | None
+    primary: str | None
+    best_known: float | None
+    source: str | None
+    folder: str
+    error: str | None = None
+    scoring: str = "-"  # the scorer's tolerance and any caveat the best-known value needs
+
+
+def problem_listings() -> list[ProblemListing]:
+    out = []
+    seen: set[str] = set()
+    for d in problems_dirs():
+        for folder in sorted(p for p in d.iterdir() if (p / "problem.yaml").is_file()):
+            if folder.name in seen:
+                continue
+            seen.add(folder.name)
+            try:
+                prob = load_problem(folder)
+            except UserError as exc:
+                out.append(ProblemListing(folder.name, None, None, None, None, str(folder), str(exc)))
+                continue
+            bk = prob.spec.best_known
+            out.append(ProblemListing(prob.name, prob.spec.metrics.direction, prob.spec.metrics.primary,
+                                      bk.value if bk else None, bk.source if bk else None, str(folder),
+                                      scoring=scoring_label(prob.spec.tolerance, bk)))
+    return out
+
+
+def scoring_label(tolerance: str | None, best: BestKnown | None) -> str:
+    """The tolerance the scorer allows, then any caveat the best-known value needs."""
+    parts = [f"tolerance: {tolerance}" if tolerance else "", best.note if best and best.note else ""]
+    return "; ".join(p for p in parts if p) or "-"
+
+
+def problems_text(problems: Sequence[ProblemListing]) -> str:
+    rows = [(p.name, p.direction or "invalid", p.primary or "-", "-" if p.best_known is None else f"{p.best_known:.10g}",
+             p.error or p.source or "-", p.scoring, p.folder) for p in problems]
+    return plain_table(("name", "direction", "metric", "best known", "source", "scoring", "folder"), rows) + "\n"
+
+
+# -- HTML ------------------------------------------------------------------------------------
 def lineage_html(chain: list[Program], primary: str, *, run_id: str) -> str:
     """A self-contained page: the score along the lineage as a chart, each step's diff and code."""
     scores = [p.score(primary) for p in chain]
@@ -280,7 +298,7 @@ def lineage_html(chain: list[Program], primary: str, *, run_id: str) -> str:
     steps = []
     prev: Program | None = None
     for p in chain:
-        title = html.escape(_step_title(p, prev, primary))
+        title = html.escape(step_title(p, prev, primary))
         diff = "".join(
             f'<span class="{ "add" if ln.startswith("+") else "del" if ln.startswith("-") else "" }">{html.escape(ln)}</span>\n'
             for ln in p.diff.splitlines()
@@ -304,42 +322,24 @@ def lineage_html(chain: list[Program], primary: str, *, run_id: str) -> str:
     )
 
 
-def run_html(db: Database, run_id: str) -> str:
+def run_html(db: Reader, run_id: str) -> str:
     """The run's page: score over iterations, the archive maps, what the model calls cost (see
     :mod:`evolve.runpage`)."""
-    row = _run_row(db, run_id)
+    from evolve.runpage import run_page
+    from evolve.runread import model_summaries, run_row, stored_problem
+
+    row = run_row(db, run_id)
     islands = int(row.config.get("search", {}).get("islands", 1))
-    programs, problem = db.programs(run_id), run_problem(db, run_id)
+    programs, problem = db.programs(run_id), stored_problem(db, run_id)
     return run_page(
         run_id, programs, problem, islands,
         spend=db.llm_spend(run_id), models=model_summaries(db, run_id, programs, problem),
     )
 
 
-def _scoring_label(tolerance: str | None, best: BestKnown | None) -> str:
-    """The tolerance the scorer allows, then any caveat the best-known value needs."""
-    parts = [f"tolerance: {tolerance}" if tolerance else "", best.note if best and best.note else ""]
-    return "; ".join(p for p in parts if p) or "-"
+def run_status(db: Reader, run_id: str) -> RenderableType:
+    """The terminal's (rich) view of a run's status (see :func:`evolve.display.status_view`)."""
+    from evolve.display import status_view
+    from evolve.runread import run_status as read_status
 
-
-def problems_table() -> RenderableType:
-    table = Table(title="problems")
-    for col in ("name", "direction", "best known", "source", "scoring", "folder"):
-        table.add_column(col, overflow="fold")
-    seen: set[str] = set()
-    for d in problems_dirs():
-        for folder in sorted(p for p in d.iterdir() if (p / "problem.yaml").is_file()):
-            if folder.name in seen:
-                continue
-            seen.add(folder.name)
-            try:
-                prob = load_problem(folder)
-            except UserError as exc:
-                table.add_row(folder.name, "[red]invalid[/]", "", str(exc), "", str(folder))
-                continue
-            bk = prob.spec.best_known
-            table.add_row(
-                prob.name, prob.spec.metrics.direction, f"{bk.value:.10g}" if bk else "-",
-                bk.source if bk else "-", _scoring_label(prob.spec.tolerance, bk), str(folder),
-            )
-    return table
+    return status_view(read_status(db, run_id))

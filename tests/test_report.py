@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from evolve.database.models import RunRow
-from evolve.report import run_state
+from evolve.runread import run_state
 
 
 def _row(status: str, age_s: float) -> RunRow:

@@ -1,5 +1,5 @@
-"""SQLAlchemy 2 table models: runs, programs, LLM calls and their retried failures, inspirations,
-migrations."""
+"""SQLAlchemy 2 table models: runs and their history, programs, LLM calls and their retried
+failures, inspirations, migrations."""
 
 from __future__ import annotations
 
@@ -46,6 +46,22 @@ class RunLeaseRow(Base):
     acquired_at: Mapped[datetime]
     renewed_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+
+
+class RunEventRow(Base):
+    """One entry of a run's history: started, resumed (with which overrides, what changed).
+
+    The start entry also keeps the problem's spec, so that reading a run needs its database only,
+    not the problem folder. A table of its own (not columns of ``runs``), so a database written by
+    an earlier version gains it on its next run and stays readable meanwhile."""
+
+    __tablename__ = "run_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))  # start | resume
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class ProgramRow(Base):

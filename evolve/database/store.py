@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, overload
 
 from sqlalchemy import (
@@ -26,7 +27,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DatabaseError
+from sqlalchemy.exc import ArgumentError, DatabaseError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.expression import ColumnClause
 
@@ -39,10 +40,12 @@ from evolve.database.models import (
     LLMRetryRow,
     MigrationRow,
     ProgramRow,
+    RunEventRow,
     RunLeaseRow,
     RunRow,
     utcnow,
 )
+from evolve.database.rows import RunEvent
 from evolve.errors import UserError
 from evolve.records import (
     TRANSITIONS,
@@ -86,16 +89,47 @@ def describe_url(url: str) -> str:
     return parsed.render_as_string(hide_password=True)
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """An engine for ``url``; SQLite gets WAL and a busy timeout."""
+
+
+def _sqlite_reader_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA query_only=ON")
+    cur.close()
+
+
+def _parse_url(url: str) -> URL:
     try:
-        parsed: URL = make_url(url)
+        return make_url(url)
     except ArgumentError as exc:
         raise UserError(f"database.url: not a SQLAlchemy URL: {url!r}") from exc
+
+
+def make_engine(url: str, *, echo: bool = False) -> Engine:
+    """An engine for ``url``; SQLite gets WAL and a busy timeout."""
+    parsed = _parse_url(url)
     engine = create_engine(parsed, echo=echo)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def make_reader_engine(url: str) -> Engine:
+    """An engine for ``url`` that cannot write: SQLite opened read-only (``mode=ro``, and
+    ``query_only``), PostgreSQL with read-only transactions."""
+    parsed = _parse_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        path = parsed.database or ""
+        if not path or path == ":memory:":
+            raise UserError(f"database.url: {url!r} names no database file")
+        reader = parsed.set(database=f"file:{path}?mode=ro", query={"uri": "true"})
+        engine = create_engine(reader)
+        event.listen(engine, "connect", _sqlite_reader_pragmas)
+        return engine
+    if backend == "postgresql":
+        return create_engine(parsed, connect_args={"options": "-c default_transaction_read_only=on"})
+    return create_engine(parsed)
 
 
 # Statements on every iteration's path, built once: building an ORM statement costs more CPU
@@ -211,6 +245,23 @@ class Database:
             raise UserError(f"{describe_url(url)}: cannot open the database: {exc.orig}") from exc
         return cls(engine)
 
+    @classmethod
+    def open_readonly(cls, url: str) -> Database:
+        """Connect for reading only: nothing is created, nothing can be written (status,
+        best, lineage and the other read-only commands use this)."""
+        if make_url(url).get_backend_name() == "sqlite":
+            path = make_url(url).database or ""
+            if path and not Path(path).is_file():
+                raise UserError(f"database.url: no database file at {path}")
+        engine = make_reader_engine(url)
+        try:
+            with engine.connect():
+                pass
+        except (OperationalError, DBAPIError) as exc:
+            engine.dispose()
+            raise UserError(f"{describe_url(url)}: cannot open the database: {exc.orig}") from exc
+        return cls(engine)
+
     @property
     def local_writes(self) -> bool:
         """Whether a write is a local file append (SQLite): cheap enough to run inline."""
@@ -288,6 +339,22 @@ class Database:
             values["config"] = config
         with self._tx() as s:
             s.execute(update(RunRow).where(RunRow.id == run_id).values(**values))
+
+    def add_run_event(self, run_id: str, kind: str, detail: dict[str, Any]) -> None:
+        """Append to the run's history (started, resumed with these overrides)."""
+        with self._tx() as s:
+            s.add(RunEventRow(run_id=run_id, kind=kind, detail=jsonable(detail)))
+
+    def run_events(self, run_id: str) -> list[RunEvent]:
+        """The run's history, oldest first; empty for a run written before there was one."""
+        try:
+            with self._tx() as s:
+                rows = s.scalars(
+                    select(RunEventRow).where(RunEventRow.run_id == run_id).order_by(RunEventRow.id)
+                ).all()
+                return [RunEvent(r.kind, dict(r.detail or {}), r.created_at) for r in rows]
+        except (OperationalError, DBAPIError):  # a database from before the table existed
+            return []
 
     def touch_run(self, run_id: str) -> None:
         """Mark the run alive now (a heartbeat, so readers can tell a live run from a killed one)."""
@@ -418,6 +485,41 @@ class Database:
                 select(ProgramRow).where(ProgramRow.run_id == run_id, ProgramRow.id.startswith(prefix)).limit(2)
             ).all()
             return program_from_row(rows[0]) if len(rows) == 1 else None
+
+    def children(self, program_id: str) -> list[Program]:
+        """The programs made from ``program_id`` as their parent, in iteration order."""
+        with self._tx() as s:
+            rows = s.scalars(
+                select(ProgramRow).where(ProgramRow.parent_id == program_id).order_by(ProgramRow.iteration)
+            ).all()
+            return [program_from_row(r) for r in rows]
+
+    def recent_failures(self, run_id: str, limit: int) -> list[Program]:
+        """The run's last ``limit`` failed programs, newest first."""
+        failed = [st.value for st in Status if st.is_failure]
+        with self._tx() as s:
+            rows = s.scalars(
+                select(ProgramRow)
+                .where(ProgramRow.run_id == run_id, ProgramRow.status.in_(failed))
+                .order_by(ProgramRow.iteration.desc())
+                .limit(limit)
+            ).all()
+            return [program_from_row(r) for r in rows]
+
+    def program_call(self, program_id: str) -> dict[str, Any] | None:
+        """The model call a program was made from (prompt, reply, model, tokens, cost, error)."""
+        with self._tx() as s:
+            call_id = s.scalar(select(ProgramRow.llm_call_id).where(ProgramRow.id == program_id))
+            if call_id is None:
+                return None
+            row = s.get(LLMCallRow, call_id)
+            return None if row is None else _call_dict(row)
+
+    def llm_calls(self, run_id: str) -> list[dict[str, Any]]:
+        """Every model call of the run, in the order written, as plain dicts."""
+        with self._tx() as s:
+            rows = s.scalars(select(LLMCallRow).where(LLMCallRow.run_id == run_id).order_by(LLMCallRow.id)).all()
+            return [_call_dict(r) for r in rows]
 
     def best_program(self, run_id: str, *, maximize: bool) -> Program | None:
         order = ProgramRow.score.desc() if maximize else ProgramRow.score.asc()
@@ -603,6 +705,16 @@ class Database:
                 MigrationRow(run_id=run_id, iteration=it, program_id=pid, from_island=a, to_island=b)
                 for it, pid, a, b in moves
             )
+
+
+def _call_dict(row: LLMCallRow) -> dict[str, Any]:
+    return {
+        "id": row.id, "iteration": row.iteration, "model": row.model, "mode": row.mode,
+        "prompt": list(row.prompt), "reply": row.reply, "input_tokens": row.input_tokens,
+        "output_tokens": row.output_tokens, "latency_s": row.latency_s, "cost_usd": row.cost_usd,
+        "error_kind": row.error_kind, "error_message": row.error_message,
+        "created_at": row.created_at.isoformat(),
+    }
 
 
 def _insert_program(

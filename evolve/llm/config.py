@@ -88,6 +88,9 @@ class ModelSpec(_Frozen):
     max_concurrency: int = Field(
         default=4, ge=1, description="requests in flight to this model's endpoint, at most"
     )
+    context_tokens: int | None = Field(
+        default=None, ge=1, description="the model's context window in tokens (evolve check tests the prompt fits)"
+    )
     price_in_per_mtok: float = Field(default=0.0, ge=0, description="USD per 1M input tokens")
     price_out_per_mtok: float = Field(default=0.0, ge=0, description="USD per 1M output tokens")
     price_cache_read_per_mtok: float | None = Field(
@@ -133,6 +136,7 @@ _SHORTCUTS = (
     "max_tokens",
     "timeout_s",
     "max_concurrency",
+    "context_tokens",
     "price_in_per_mtok",
     "price_out_per_mtok",
     "price_cache_read_per_mtok",
@@ -161,6 +165,7 @@ class LLMConfig(_Frozen):
     max_tokens: int = Field(default=4096, ge=1)
     timeout_s: float = Field(default=120.0, gt=0)
     max_concurrency: int = Field(default=4, ge=1)
+    context_tokens: int | None = Field(default=None, ge=1)
     price_in_per_mtok: float = Field(default=0.0, ge=0)
     price_out_per_mtok: float = Field(default=0.0, ge=0)
     price_cache_read_per_mtok: float | None = Field(default=None, ge=0)

@@ -14,19 +14,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, cast
 
-import anthropic
 import numpy as np
-import openai
 
 from evolve.errors import UserError
-from evolve.llm.anthropic_provider import AnthropicModel
 from evolve.llm.base import LLM
 from evolve.llm.config import LLMConfig, ModelSpec
 from evolve.llm.ensemble import EnsembleLLM
 from evolve.llm.offline import OfflineMutator
-from evolve.llm.openai_provider import OpenAIChatModel
+
+if TYPE_CHECKING:  # the SDKs take seconds to import: only a run that calls them loads them
+    import anthropic
+    import openai
 
 __all__ = ["LOCAL_DUMMY_KEY", "build_llm"]
 
@@ -113,10 +113,14 @@ def _client(
     key = _api_key(spec, environ)
     url = spec.resolved_base_url()
     if spec.provider == "anthropic":
+        import anthropic
+
         return anthropic.AsyncAnthropic(
             api_key=key, base_url=url, timeout=spec.timeout_s, max_retries=0,
             http_client=anthropic.DefaultAioHttpClient() if http == "aiohttp" else None,
         )
+    import openai
+
     return openai.AsyncOpenAI(
         api_key=key, base_url=url, timeout=spec.timeout_s, max_retries=0,
         http_client=openai.DefaultAioHttpClient() if http == "aiohttp" else None,
@@ -125,10 +129,13 @@ def _client(
 
 def _model(spec: ModelSpec, endpoint: _Endpoint, config: LLMConfig, rng: np.random.Generator) -> LLM:
     bound = config.max_reply_chars
-    if isinstance(endpoint.client, anthropic.AsyncAnthropic):
-        return AnthropicModel(
-            spec, endpoint.client, endpoint.limiter, config.retry, rng, max_reply_chars=bound
-        )
+    if spec.provider == "anthropic":
+        from evolve.llm.anthropic_provider import AnthropicModel
+
+        client = cast("anthropic.AsyncAnthropic", endpoint.client)
+        return AnthropicModel(spec, client, endpoint.limiter, config.retry, rng, max_reply_chars=bound)
+    from evolve.llm.openai_provider import OpenAIChatModel
+
     return OpenAIChatModel(
-        spec, endpoint.client, endpoint.limiter, config.retry, rng, max_reply_chars=bound
+        spec, cast("openai.AsyncOpenAI", endpoint.client), endpoint.limiter, config.retry, rng, max_reply_chars=bound
     )

@@ -17,7 +17,8 @@ from sqlalchemy import update
 from evolve.app import OpenRun, start_run
 from evolve.controller import Controller, RunHalted
 from evolve.database import Database
-from evolve.database.lease import Holder, LeaseHeld, RunLease, process_start
+from evolve.database.holders import Holder, process_start
+from evolve.database.lease import LeaseHeld, RunLease
 from evolve.database.models import RunLeaseRow
 from evolve.llm.offline import OfflineMutator
 from evolve.problem import Problem

@@ -119,3 +119,27 @@ async def test_a_candidate_printing_nul_and_raising_a_lone_surrogate_runs_and_re
     assert [p.iteration for p in programs] == list(range(15))
     raised = [p.error.message for p in programs if p.status == "exception" and p.error is not None]
     assert raised and all("bad point \ufffd here" in message for message in raised)
+
+
+async def test_read_only_commands_on_postgresql(toy: Problem, tmp_path: Path, postgres_url: str) -> None:
+    """``status --db URL`` lists the runs of a PostgreSQL database; status, best and lineage read a
+    run there with the problem folder gone, in read-only transactions."""
+    import json
+    import sys
+
+    summary, db = await _run(_config(toy, tmp_path, postgres_url, "pgview", 5))
+    db.close()
+    assert summary.best is not None
+    shutil.rmtree(toy.root)
+
+    def evolve(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "evolve.cli", *args, "--db", postgres_url],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+    listing = json.loads(evolve("status", "--json").stdout)
+    assert "pgview" in [r["run"] for r in listing]
+    status = evolve("status", "pgview")
+    assert status.returncode == 0 and "best energy" in status.stdout, status.stderr
+    best = json.loads(evolve("best", "pgview", "--json").stdout)
+    assert best["program"]["id"] == summary.best.id
+    assert evolve("lineage", "pgview").returncode == 0
