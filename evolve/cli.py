@@ -267,6 +267,23 @@ def problems() -> None:
     out.print(report.problems_table())
 
 
+@cli.command()
+def ui(
+    runs_dir: RunsDir = "runs",
+    db: Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL of a database of runs (instead of --runs-dir)")] = None,
+    host: Annotated[str, typer.Option("--host", help="address to listen on; beyond loopback a token is required")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="port to listen on (0: any free one)")] = 8765,
+) -> None:
+    """Browse runs in a web browser, live while they run: charts, archive maps, lineage, programs."""
+    from evolve.ui.catalog import RunCatalog
+    from evolve.ui.serve import serve
+
+    if db is None and not Path(runs_dir).is_dir():
+        raise UserError(f"--runs-dir: no such folder: {runs_dir}")
+    catalog = RunCatalog(db_url=db) if db is not None else RunCatalog(runs_dir=Path(runs_dir))
+    serve(catalog, host=host, port=port, announce=lambda line: err.print(line, soft_wrap=True, markup=False, highlight=False))
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
