@@ -130,8 +130,8 @@
   }
 
   /* -- run page -------------------------------------------------------------------------- */
-  function stat(label, value, extra) {
-    return el("div", { cls: "stat" }, el("span", { text: label }), value instanceof Node ? el("b", {}, value) : el("b", { text: value }), extra ? el("small", { text: extra }) : null);
+  function stat(key, label, value, extra) {
+    return el("div", { cls: "stat", "data-key": key }, el("span", { text: label }), value instanceof Node ? el("b", {}, value) : el("b", { text: value }), extra ? el("small", { text: extra }) : null);
   }
   async function drawRun() {
     const [o, c, a, m] = await Promise.all([getJSON(api), getJSON(api + "/charts"), getJSON(api + "/archive"), getJSON(api + "/models")]);
@@ -141,13 +141,13 @@
     ov.textContent = "";
     const gap = o.gap_to_best_known === null ? null : fmt(o.gap_to_best_known, 4) + " to best known";
     ov.append(
-      stat("best " + o.primary, o.best_id ? programLink(o.best_id, fmt(o.best_score)) : "-", o.direction),
-      stat("best known", fmt(o.best_known), gap || o.best_known_source || ""),
-      stat("iterations", fmt(o.iterations) + (o.max_iterations ? " / " + fmt(o.max_iterations) : "")),
-      stat("cost", money(o.cost_usd), fmt(o.tokens) + " tokens"),
-      stat("problem", o.problem, o.problem_error || ""),
-      stat("owner", o.owner || "nobody", o.stop_reason || ""),
-      stat("started", (o.created_at || "").slice(0, 16).replace("T", " "), "updated " + (o.updated_at || "").slice(0, 19).replace("T", " ")));
+      stat("best", "best " + o.primary, o.best_id ? programLink(o.best_id, fmt(o.best_score)) : "-", o.direction),
+      stat("best-known", "best known", fmt(o.best_known), gap || o.best_known_source || ""),
+      stat("iterations", "iterations", fmt(o.iterations) + (o.max_iterations ? " / " + fmt(o.max_iterations) : "")),
+      stat("cost", "cost", money(o.cost_usd), fmt(o.tokens) + " tokens"),
+      stat("problem", "problem", o.problem, o.problem_error || ""),
+      stat("owner", "owner", o.owner || "nobody", o.stop_reason || ""),
+      stat("started", "started", (o.created_at || "").slice(0, 16).replace("T", " "), "updated " + (o.updated_at || "").slice(0, 19).replace("T", " ")));
     const y = padded(c.y_range);
     chart("chart-iteration", [dots("score", "#94a3b8"), stepLine("best", "#16a34a")], [c.iteration.x, c.iteration.score, c.iteration.best], { xLabel: "iteration", y });
     chart("chart-time", [stepLine("best", "#2563eb")], [c.time.x, c.time.best], { xLabel: "seconds", y });
@@ -155,7 +155,8 @@
     document.getElementById("spend-title").textContent = "over " + unit;
     chart("chart-spend", [stepLine("best", "#9333ea")], [c.spend.x, c.spend.best], { xLabel: unit, y });
     const kinds = Object.keys(c.failures.series);
-    if (kinds.length) chart("chart-failures", kinds.map((k, i) => ({ label: k, stroke: palette[(i + 3) % palette.length], width: 2, points: { show: true, size: 5 } })),
+    const bars = uPlot.paths.bars({ size: [0.7, 48] });
+    if (kinds.length) chart("chart-failures", kinds.map((k, i) => ({ label: k, stroke: palette[(i + 3) % palette.length], fill: palette[(i + 3) % palette.length] + "99", width: 1, paths: bars, points: { show: false } })),
       [c.failures.x, ...kinds.map((k) => c.failures.series[k])], { xLabel: "iteration", height: 220 });
     document.getElementById("failures-note").textContent = kinds.length
       ? "failed programs per " + c.failures.width + " iterations" : "no failed programs";
