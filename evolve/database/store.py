@@ -621,7 +621,9 @@ class Database:
             .order_by(_PROGRAMS.c.iteration)
         )
         with self._tx() as s:
-            return [dict(row._mapping) for row in s.execute(q)]
+            result = s.execute(q)
+            keys = tuple(result.keys())
+            return [dict(zip(keys, row, strict=True)) for row in result.tuples()]
 
     def program_call(self, program_id: str) -> dict[str, Any] | None:
         """The model call whose reply made the program: prompt, reply, model, tokens, cost,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -33,6 +34,7 @@ from evolve.ui.highlight import diff_html, python_html, stylesheet
 from evolve.ui.security import Guard
 
 HERE = Path(__file__).resolve().parent
+_CACHED_RUNS = 8  # runs whose program outlines are kept between requests
 
 
 def _json_safe(value: Any) -> Any:
@@ -48,7 +50,11 @@ def _json_safe(value: Any) -> Any:
 
 class Api(JSONResponse):
     def render(self, content: Any) -> bytes:
-        return json.dumps(_json_safe(content), separators=(",", ":"), default=str).encode()
+        try:
+            text = json.dumps(content, separators=(",", ":"), default=str, allow_nan=False)
+        except ValueError:  # a NaN or an infinity somewhere: the slow, careful way
+            text = json.dumps(_json_safe(content), separators=(",", ":"), default=str)
+        return text.encode()
 
 
 def _int(request: Request, name: str) -> int | None:
@@ -78,6 +84,9 @@ class UI:
     def __init__(self, catalog: RunCatalog, *, poll_s: float = 1.0) -> None:
         self.catalog = catalog
         self.poll_s = poll_s
+        self._cache: dict[str, tuple[Any, list[views.Outline]]] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.globals["highlight_css"] = stylesheet()
         self.templates.env.filters["python_html"] = python_html
@@ -91,6 +100,24 @@ class UI:
         except UserError as exc:
             raise HTTPException(404, str(exc)) from None
         return db, self.catalog.meta(run_id, db)
+
+    def _outlines(self, run_id: str, db: Database) -> list[views.Outline]:
+        """The run's program outlines, read again only when the run has moved on (a page
+        asks for several views of them at once, and a finished run never changes)."""
+        with self._locks_lock:
+            lock = self._locks.setdefault(run_id, threading.Lock())
+        with lock:
+            row = db.get_run(run_id)
+            key = (str(row.updated_at) if row else None, sorted(db.status_counts(run_id).items()))
+            cached = self._cache.get(run_id)
+            if cached is not None and cached[0] == key:
+                return cached[1]
+            outlines = db.program_outlines(run_id)
+            self._cache.pop(run_id, None)
+            while len(self._cache) >= _CACHED_RUNS:
+                self._cache.pop(next(iter(self._cache)))  # the least recently read run
+            self._cache[run_id] = (key, outlines)
+            return outlines
 
     def runs(self) -> list[dict[str, Any]]:
         out = []
@@ -111,22 +138,22 @@ class UI:
 
     def charts(self, run_id: str) -> dict[str, Any]:
         db, meta = self._run(run_id)
-        return views.charts(db.program_outlines(run_id), db.llm_spend(run_id), meta)
+        return views.charts(self._outlines(run_id, db), db.llm_spend(run_id), meta)
 
     def archive(self, run_id: str) -> dict[str, Any]:
         db, meta = self._run(run_id)
         row = db.get_run(run_id)
         assert row is not None
         islands = int(row.config.get("search", {}).get("islands", 1))
-        return views.archive(db.program_outlines(run_id), meta, islands)
+        return views.archive(self._outlines(run_id, db), meta, islands)
 
     def models(self, run_id: str) -> list[dict[str, Any]]:
         db, meta = self._run(run_id)
-        return views.models(db, run_id, db.program_outlines(run_id), meta)
+        return views.models(db, run_id, self._outlines(run_id, db), meta)
 
     def lineage(self, run_id: str) -> dict[str, Any]:
         db, meta = self._run(run_id)
-        return views.lineage_graph(db.program_outlines(run_id), meta)
+        return views.lineage_graph(self._outlines(run_id, db), meta)
 
     def program(self, run_id: str, program_id: str) -> dict[str, Any]:
         db, meta = self._run(run_id)
@@ -142,7 +169,7 @@ class UI:
         if sort not in ("iteration", "score"):
             raise HTTPException(400, f"sort: 'iteration' or 'score', got {sort!r}")
         return views.filter_programs(
-            db.program_outlines(run_id), meta,
+            self._outlines(run_id, db), meta,
             status=q.get("status") or None, island=_int(request, "island"), model=q.get("model") or None,
             min_score=_float(request, "min_score"), max_score=_float(request, "max_score"), sort=sort,
             limit=min(1000, max(1, _int(request, "limit") or 100)), offset=max(0, _int(request, "offset") or 0),

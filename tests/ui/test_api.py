@@ -86,9 +86,14 @@ def test_lineage_graph_links_every_program_to_its_parent_and_paths_to_the_best(s
 
 def test_charts_draw_the_best_so_far(served: Served, finished_run: FinishedRun) -> None:
     c = served.json("/api/runs/r1/charts")
-    best = c["iteration"]["best"]
-    assert len(best) == len(c["iteration"]["x"]) == 31
-    assert all(b <= a for a, b in itertools.pairwise(best))  # minimize: never worse
+    assert len(c["iteration"]["best"]) == len(c["iteration"]["x"]) == len(c["iteration"]["score"]) == 31
+    scores = dict(finished_run.rows("select iteration, score from programs where status = 'evaluated'"))
+    assert dict(zip(c["iteration"]["x"], c["iteration"]["score"], strict=True)) == scores
+    steps = [(x, b) for x, b in zip(c["iteration"]["x"], c["iteration"]["best"], strict=True) if b is not None]
+    assert all(b < a for (_, a), (_, b) in itertools.pairwise(steps[:-1]))  # each step improves (minimize)
+    for x, b in steps:  # each step is the best of the programs up to it
+        assert b == min(s for it, s in scores.items() if it <= x)
+    best = [b for _, b in steps]
     assert best[-1] == pytest.approx(finished_run.best()[1], rel=1e-12)
     assert c["time"]["best"][-1] == pytest.approx(best[-1]) and c["spend"]["best"][-1] == pytest.approx(best[-1])
     assert c["spend"]["unit"] == "tokens"  # the offline mutator has no price

@@ -52,9 +52,8 @@
     const source = new EventSource(url);
     source.addEventListener("open", () => mark && mark.classList.add("on"));
     source.addEventListener("error", () => mark && mark.classList.remove("on"));
-    let drawn = false;
-    source.addEventListener("change", () => { drawn = true; go(); });
-    setTimeout(() => { if (!drawn) go(); }, 3000);  // no event stream (a proxy?): draw once
+    source.addEventListener("change", go);
+    go();  // draw now; the stream's first event (the state it starts from) draws again
     return go;
   }
 
@@ -78,7 +77,7 @@
   }
   const steps = uPlot.paths.stepped({ align: 1 });
   const dots = (label, color) => ({ label, stroke: color, paths: () => null, points: { show: true, size: 4, fill: color, stroke: color } });
-  const stepLine = (label, color) => ({ label, stroke: color, width: 2, paths: steps, points: { show: false } });
+  const stepLine = (label, color) => ({ label, stroke: color, width: 2, paths: steps, points: { show: false }, spanGaps: true });
   function padded(range) {
     if (!range) return undefined;
     const pad = (range[1] - range[0]) * 0.06 || Math.abs(range[0]) * 0.01 || 1;
@@ -121,12 +120,12 @@
     for (const c of all) {
       const ys = []; let k = 0, cur = null;
       for (const x of xs) {
-        while (k < c.iteration.x.length && c.iteration.x[k] <= x) cur = c.iteration.best[k++];
+        while (k < c.iteration.x.length && c.iteration.x[k] <= x) { const b = c.iteration.best[k++]; if (b !== null) cur = b; }
         ys.push(cur);
       }
       data.push(ys);
     }
-    chart("overlay", ids.map((id, i) => ({ ...stepLine(id, palette[i % palette.length]), spanGaps: true })), data, { xLabel: "iteration", height: 300 });
+    chart("overlay", ids.map((id, i) => stepLine(id, palette[i % palette.length])), data, { xLabel: "iteration", height: 300 });
   }
 
   /* -- run page -------------------------------------------------------------------------- */
