@@ -30,8 +30,9 @@ from evolve.database import Database
 from evolve.errors import UserError
 from evolve.ui import views
 from evolve.ui.catalog import RunCatalog, RunMeta
+from evolve.ui.control import Control
 from evolve.ui.highlight import diff_html, python_html, stylesheet
-from evolve.ui.security import Guard
+from evolve.ui.security import Guard, new_token
 
 HERE = Path(__file__).resolve().parent
 _CACHED_RUNS = 8  # runs whose program outlines are kept between requests
@@ -236,7 +237,7 @@ class UI:
     async def not_found(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         if request.url.path.startswith("/api/"):
-            return Api({"error": exc.detail}, status_code=exc.status_code)
+            return Api({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
         return self.templates.TemplateResponse(
             request, "error.html", {"status": exc.status_code, "detail": exc.detail}, status_code=exc.status_code
         )
@@ -245,6 +246,8 @@ class UI:
 def build_app(catalog: RunCatalog, *, token: str | None, poll_s: float = 1.0) -> Starlette:
     """The ASGI app (``token``: required on every request when set; see :mod:`evolve.ui.security`)."""
     ui = UI(catalog, poll_s=poll_s)
+    control = Control(catalog, csrf=new_token())
+    ui.templates.env.globals["csrf"] = control.csrf
     page = ui.page
     routes = [
         Route("/", page, name="runs"),
@@ -262,22 +265,24 @@ def build_app(catalog: RunCatalog, *, token: str | None, poll_s: float = 1.0) ->
         Route("/api/runs/{run}/programs", ui.api_programs),
         Route("/api/runs/{run}/programs/{program}", ui.api(ui.program, "run", "program")),
         Route("/api/runs/{run}/events", ui.events),
+        Route("/api/runs/{run}/commands", control.commands, methods=["GET", "POST"]),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     return Starlette(
         routes=routes,
         middleware=[Middleware(Guard, token=token)],
         exception_handlers={HTTPException: ui.not_found},
-        lifespan=_closing(catalog),
+        lifespan=_closing(catalog, control),
     )
 
 
-def _closing(catalog: RunCatalog) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+def _closing(catalog: RunCatalog, control: Control) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         try:
             yield
         finally:
+            control.close()
             catalog.close()
 
     return lifespan

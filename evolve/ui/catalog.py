@@ -79,19 +79,23 @@ class RunCatalog:
                 out.append((db_file.parent.name, None, f"unreadable: {type(exc).__name__}"))
         return out
 
-    def db_for(self, run_id: str) -> Database:
-        """The database that holds ``run_id``; UserError when there is none."""
+    def url_for(self, run_id: str) -> str:
+        """The URL of the database that holds ``run_id``; UserError when there is none."""
         if self._db_url is not None:
-            db = self._open(self._db_url)
+            url = self._db_url
         else:
             assert self._runs_dir is not None
             db_file = self._runs_dir / run_id / DB_FILE
             if "/" in run_id or run_id.startswith(".") or not db_file.is_file():
                 raise UserError(f"no run '{run_id}'")
-            db = self._open(f"sqlite:///{db_file.resolve()}")
-        if db.get_run(run_id) is None:
+            url = f"sqlite:///{db_file.resolve()}"
+        if self._open(url).get_run(run_id) is None:
             raise UserError(f"no run '{run_id}'")
-        return db
+        return url
+
+    def db_for(self, run_id: str) -> Database:
+        """The database that holds ``run_id``; UserError when there is none."""
+        return self._open(self.url_for(run_id))
 
     def meta(self, run_id: str, db: Database) -> RunMeta:
         """The run's problem as the pages need it (loaded once per run)."""

@@ -100,7 +100,8 @@ def test_run_page_shows_charts_models_archive_and_a_cell_opens_its_elite(page: s
 def test_from_the_best_node_of_the_lineage_to_the_initial_program(page: sync_api.Page, served: Served, finished_run: FinishedRun, shots: Path) -> None:
     best_id, _ = finished_run.best()
     page.goto(served.base + "/runs/r1/lineage")
-    page.wait_for_function("window.evolveLineage && window.evolveLineage.size() === 31")
+    sync_api.expect(page.locator("#lineage-count")).to_have_text("31 programs")  # drawn
+    assert page.evaluate("window.evolveLineage.size()") == 31
     assert page.locator("#path li").last.inner_text().split()[1] == best_id
     page.screenshot(path=str(shots / "lineage.png"), full_page=True)
     x, y = page.evaluate(f"window.evolveLineage.nodeAt('{best_id}')")
@@ -188,3 +189,28 @@ def test_a_running_run_is_followed_live(page: sync_api.Page, tmp_path: Path, sho
         if ui is not None:
             page.goto("about:blank")  # close the page's event stream before the server goes
             stop_ui(ui)
+
+
+def test_pause_and_budget_from_the_run_page_are_recorded(page: sync_api.Page, finished_run: FinishedRun, tmp_path: Path, shots: Path) -> None:
+    (tmp_path / "runs" / "r1").mkdir(parents=True)
+    db = tmp_path / "runs" / "r1" / "evolve.db"
+    db.write_bytes(finished_run.db.read_bytes())
+    ui = start_ui("--runs-dir", "runs", cwd=tmp_path)
+    try:
+        page.goto(ui.base + "/runs/r1")
+        sync_api.expect(page.locator("#commands tbody")).to_contain_text("no commands sent")
+        page.click("button[data-command=pause]")
+        sync_api.expect(page.locator("#control-result")).to_contain_text("recorded; the controller does not act on commands yet")
+        page.fill("#budget-form input[name=max_iterations]", "75")
+        page.click("#budget-form button[type=submit]")
+        rows = page.locator("#commands tbody tr")
+        sync_api.expect(rows).to_have_count(2)
+        assert rows.nth(0).locator("td").nth(1).inner_text() == "pause"
+        assert rows.nth(1).locator("td").nth(2).inner_text() == '{"max_iterations":75}'
+        assert FinishedRun(tmp_path, "r1", db).rows("select kind, args from run_commands order by id") == [
+            ("pause", "{}"), ("budget", '{"max_iterations": 75}'),
+        ]
+        page.screenshot(path=str(shots / "run-control.png"), full_page=True)
+        page.goto("about:blank")
+    finally:
+        stop_ui(ui)

@@ -168,6 +168,7 @@
         el("td", { cls: "num", text: fmt(r.usd_per_improvement, 4) })));
     }
     drawArchive(a);
+    await drawCommands();
   }
   function drawArchive(a) {
     const box = document.getElementById("archive");
@@ -192,6 +193,45 @@
       });
       box.append(el("figure", { cls: "map" }, grid, el("figcaption", { text: `island ${isl.island}: ${isl.cells.length} / ${a.x_bins * a.y_bins} cells` })));
     }
+  }
+
+  /* control: commands are recorded in the run's database (the controller does not act on them yet) */
+  async function drawCommands() {
+    const rows = await getJSON(api + "/commands");
+    const tb = document.querySelector("#commands tbody");
+    tb.textContent = "";
+    if (!rows.length) tb.append(el("tr", {}, el("td", { colspan: 6, cls: "muted", text: "no commands sent" })));
+    for (const r of rows) {
+      tb.append(el("tr", {}, el("td", { text: String(r.id) }), el("td", { text: r.kind }), el("td", { text: JSON.stringify(r.args) }),
+        el("td", { text: r.source }), el("td", { text: r.created_at.slice(0, 19).replace("T", " ") }),
+        el("td", { text: r.applied_at ? r.applied_at.slice(0, 19).replace("T", " ") : "not yet" })));
+    }
+  }
+  async function send(kind, args) {
+    const csrf = document.querySelector("meta[name=evolve-csrf]").content;
+    const r = await fetch(api + "/commands", {
+      method: "POST", headers: { "content-type": "application/json", "x-evolve-csrf": csrf },
+      body: JSON.stringify({ kind, args: args || {} }),
+    });
+    const answer = await r.json();
+    document.getElementById("control-result").textContent = r.ok
+      ? `command #${answer.id} (${answer.kind}) recorded; the controller does not act on commands yet`
+      : `refused: ${answer.error}`;
+    await drawCommands();
+  }
+  function controlPanel() {
+    if (!document.getElementById("control")) return;
+    for (const b of document.querySelectorAll("[data-command]")) b.addEventListener("click", () => send(b.dataset.command));
+    const form = document.getElementById("budget-form");
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      const args = {};
+      if (form.elements.max_iterations.value !== "") args.max_iterations = parseInt(form.elements.max_iterations.value, 10);
+      if (form.elements.max_cost_usd.value !== "") args.max_cost_usd = parseFloat(form.elements.max_cost_usd.value);
+      send("budget", args);
+    });
+    const file = document.getElementById("inject-file");
+    file.addEventListener("change", async () => { if (file.files[0]) await send("inject", { code: await file.files[0].text() }); file.value = ""; });
   }
 
   /* -- programs page --------------------------------------------------------------------- */
@@ -366,7 +406,7 @@
 
   const pages = {
     runs: () => live("/api/events", drawRuns),
-    run: () => live(api + "/events", drawRun),
+    run: () => { controlPanel(); live(api + "/events", drawRun); },
     programs: () => live(api + "/events", drawPrograms),
     lineage: () => live(api + "/events", lineagePage()),
   };
