@@ -281,6 +281,7 @@ def ui(
     if db is None and not Path(runs_dir).is_dir():
         raise UserError(f"--runs-dir: no such folder: {runs_dir}")
     catalog = RunCatalog(db_url=db) if db is not None else RunCatalog(runs_dir=Path(runs_dir))
+    catalog.run_ids()  # a database that cannot be read fails here, in one line, not on a page
     serve(catalog, host=host, port=port, announce=lambda line: err.print(line, soft_wrap=True, markup=False, highlight=False))
 
 

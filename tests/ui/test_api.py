@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
+import signal
 import socket
 import threading
 import time
@@ -240,3 +242,22 @@ def test_a_busy_port_is_a_one_line_error(finished_run: FinishedRun) -> None:
     assert r.returncode == 2 and r.stderr.startswith("evolve: error: --host/--port: cannot listen on 127.0.0.1")
     r = evolve("ui", "--runs-dir", "nowhere", cwd=finished_run.root, timeout=30)
     assert r.returncode == 2 and "--runs-dir: no such folder: nowhere" in r.stderr
+    (finished_run.root / "junk.db").write_bytes(b"not a database" * 100)
+    r = evolve("ui", "--db", "sqlite:///junk.db", cwd=finished_run.root, timeout=30)
+    assert r.returncode in (1, 2) and r.stderr.startswith("evolve: error: ") and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_ctrl_c_stops_the_server_with_a_page_open(finished_run: FinishedRun) -> None:
+    ui = start_ui("--runs-dir", "runs", cwd=finished_run.root)
+    seen: list[str] = []
+    stop = threading.Event()
+    reader = threading.Thread(target=_events, args=(ui, "/api/events", seen, stop), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 10
+    while not seen and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert seen == ["change"]  # the stream is open
+    t0 = time.monotonic()
+    os.killpg(ui.proc.pid, signal.SIGINT)
+    ui.proc.wait(timeout=10)
+    assert time.monotonic() - t0 < 5

@@ -179,7 +179,7 @@
     const size = Math.max(4, Math.min(26, Math.floor(360 / Math.max(a.x_bins, a.y_bins))));
     for (const isl of a.islands) {
       const fits = isl.cells.map((c) => a.maximize ? c.score : -c.score);
-      const lo = Math.min(...fits), hi = Math.max(...fits);
+      const lo = fits.reduce((a, b) => Math.min(a, b), Infinity), hi = fits.reduce((a, b) => Math.max(a, b), -Infinity);
       const grid = el("div", { cls: "heat", "data-island": isl.island });
       grid.style.gridTemplateColumns = `repeat(${a.x_bins}, ${size}px)`;
       grid.style.gridTemplateRows = `repeat(${a.y_bins}, ${size}px)`;
@@ -278,7 +278,8 @@
     }
     function fit() {
       const w = canvas.clientWidth, h = canvas.clientHeight, m = 24;
-      const maxX = Math.max(1, ...g.x), maxY = Math.max(1, ...g.y);
+      let maxX = 1, maxY = 1;  // a loop, not Math.max(...): no argument-count limit at any size
+      for (let k = 0; k < g.n; k++) { if (g.x[k] > maxX) maxX = g.x[k]; if (g.y[k] > maxY) maxY = g.y[k]; }
       view = { sx: (w - 2 * m) / maxX, sy: (h - 2 * m) / maxY, ox: m, oy: m };
       draw();
     }
