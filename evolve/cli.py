@@ -283,6 +283,74 @@ def init(
 cli_views.register(cli)
 
 
+@cli.command()
+def ui(
+    runs_dir: RunsDir = "runs",
+    db: Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL of a database of runs (instead of --runs-dir)")] = None,
+    host: Annotated[str, typer.Option("--host", help="address to listen on; beyond loopback a token is required")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="port to listen on (0: any free one)")] = 8765,
+) -> None:
+    """Browse runs in a web browser, live while they run: charts, archive maps, lineage, programs."""
+    from evolve.ui.catalog import RunCatalog
+    from evolve.ui.serve import serve
+
+    if db is None and not Path(runs_dir).is_dir():
+        raise UserError(f"--runs-dir: no such folder: {runs_dir}")
+    catalog = RunCatalog(db_url=db) if db is not None else RunCatalog(runs_dir=Path(runs_dir))
+    catalog.run_ids()  # a database that cannot be read fails here, in one line, not on a page
+    serve(catalog, host=host, port=port, announce=lambda line: err.print(line, soft_wrap=True, markup=False, highlight=False))
+
+
+@cli.command()
+def ctl(
+    run: Annotated[str, typer.Argument(help="run folder or name under runs/")],
+    action: Annotated[str, typer.Argument(help="pause | resume | stop | budget | inject")],
+    args: Annotated[list[str] | None, typer.Argument(help="budget: LIMIT=VALUE...; inject: FILE")] = None,
+    db: DbOpt = None,
+    runs_dir: RunsDir = "runs",
+) -> None:
+    """Send a command to a run through its database (recorded in the run's history; the
+    controller does not act on commands yet)."""
+    import socket
+
+    from evolve.database.commands import KINDS, CommandLog, budget_args, parse_command
+    from evolve.database.store import make_engine
+
+    if action not in KINDS:
+        raise UserError(f"ACTION: one of {', '.join(KINDS)}, got {action!r}")
+    rest = args or []
+    if action == "budget":
+        values = budget_args(rest)
+    elif action == "inject":
+        if len(rest) != 1:
+            raise UserError("inject: usage: evolve ctl RUN inject FILE")
+        path = Path(rest[0])
+        if not path.is_file():
+            raise UserError(f"FILE: no such file: {path}")
+        try:
+            values = {"code": path.read_text(encoding="utf-8")}
+        except UnicodeDecodeError:
+            raise UserError(f"FILE: not UTF-8 text: {path}") from None
+    else:
+        if rest:
+            raise UserError(f"{action}: takes no arguments, got {' '.join(rest)}")
+        values = {}
+    command = parse_command(action, values)
+    loc = wiring.locate_run(run, db, runs_dir)
+    database = wiring.open_db(loc)
+    try:
+        if database.get_run(loc.run_id) is None:
+            raise UserError(f"RUN: no run '{loc.run_id}' in this database")
+    finally:
+        database.close()
+    engine = make_engine(loc.db_url)
+    try:
+        number = CommandLog(engine).record(loc.run_id, command, source=f"cli on {socket.gethostname()}")
+    finally:
+        engine.dispose()
+    err.print(f"recorded command #{number} ({action}) for run {loc.run_id}; note: the controller does not act on commands yet", soft_wrap=True, markup=False)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

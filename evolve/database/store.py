@@ -706,6 +706,58 @@ class Database:
                 for it, pid, a, b in moves
             )
 
+    # -- reads for the web UI (evolve.ui): light rows, no code ---------------------------------
+    def program_outlines(self, run_id: str) -> list[dict[str, Any]]:
+        """Every program of the run without its code, diff or texts, in iteration order: what
+        charts, maps and the lineage graph need, cheap at 10,000 programs. ``model`` is the
+        model whose reply made the program (None for the initial one)."""
+        q = (
+            select(
+                _PROGRAMS.c.id, _PROGRAMS.c.iteration, _PROGRAMS.c.parent_id, _PROGRAMS.c.island,
+                _PROGRAMS.c.generation, _PROGRAMS.c.status, _PROGRAMS.c.score, _PROGRAMS.c.cell,
+                _PROGRAMS.c.error_kind, _PROGRAMS.c.created_at, _PROGRAMS.c.evaluated_at,
+                _CALLS.c.model,
+            )
+            .select_from(_PROGRAMS.outerjoin(_CALLS, _CALLS.c.id == _PROGRAMS.c.llm_call_id))
+            .where(_PROGRAMS.c.run_id == run_id)
+            .order_by(_PROGRAMS.c.iteration)
+        )
+        with self._tx() as s:
+            result = s.execute(q)
+            keys = tuple(result.keys())
+            return [dict(zip(keys, row, strict=True)) for row in result.tuples()]
+
+    def program_call(self, program_id: str) -> dict[str, Any] | None:
+        """The model call whose reply made the program: prompt, reply, model, tokens, cost,
+        error (None: the program came from no call, as the initial one)."""
+        with self._tx() as s:
+            call_id = s.scalar(select(ProgramRow.llm_call_id).where(ProgramRow.id == program_id))
+            row = s.get(LLMCallRow, call_id) if call_id is not None else None
+            if row is None:
+                return None
+            return {
+                "id": row.id, "model": row.model, "mode": row.mode, "prompt": row.prompt,
+                "reply": row.reply, "input_tokens": row.input_tokens,
+                "output_tokens": row.output_tokens, "latency_s": row.latency_s,
+                "cost_usd": row.cost_usd, "error_kind": row.error_kind,
+                "error_message": row.error_message,
+            }
+
+    def children_of(self, program_id: str) -> list[dict[str, Any]]:
+        """The programs made from ``program_id`` as their parent: id, iteration, status, score."""
+        q = (
+            select(ProgramRow.id, ProgramRow.iteration, ProgramRow.status, ProgramRow.score)
+            .where(ProgramRow.parent_id == program_id)
+            .order_by(ProgramRow.iteration)
+        )
+        with self._tx() as s:
+            return [dict(row._mapping) for row in s.execute(q)]
+
+    def program_stdout(self, program_id: str) -> str:
+        """The captured output tail of a program's evaluation ('' when none)."""
+        with self._tx() as s:
+            return s.scalar(select(ProgramRow.stdout_tail).where(ProgramRow.id == program_id)) or ""
+
 
 def _call_dict(row: LLMCallRow) -> dict[str, Any]:
     return {
