@@ -29,10 +29,11 @@ def toy_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def doubled_energy(output: Any) -> dict[str, float]:
-    """A scorer from an importable module: twice the scaffold's energy."""
+    """A scorer from an importable module: twice the scaffold's energy (and the min distance,
+    a feature of the scaffold's archive)."""
     pts = [tuple(p) for p in output]
     dists = [math.dist(a, b) for i, a in enumerate(pts) for b in pts[i + 1:]]
-    return {"energy": 2 * sum(1 / d for d in dists)}
+    return {"energy": 2 * sum(1 / d for d in dists), "min_distance": min(dists)}
 
 
 def test_run_then_open_run(toy_dir: Path) -> None:
@@ -94,7 +95,8 @@ def test_a_scorer_defined_in_a_script(toy_dir: Path) -> None:
         "import math\nimport evolve\n\n"
         "def halved(output):\n"
         "    pts = [tuple(p) for p in output]\n"
-        "    return {'energy': sum(1 / math.dist(a, b) for i, a in enumerate(pts) for b in pts[i + 1:]) / 2}\n\n"
+        "    dists = [math.dist(a, b) for i, a in enumerate(pts) for b in pts[i + 1:]]\n"
+        "    return {'energy': sum(1 / d for d in dists) / 2, 'min_distance': min(dists)}\n\n"
         "s = evolve.run('p', ['max_iterations=1', 'run_name=script'], scorer=halved)\n"
         "print(s.initial_score)\n"
     )
