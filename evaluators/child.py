@@ -277,6 +277,7 @@ def execute(cfg: dict[str, Any], result_fd: int) -> None:
             join_cgroup(cfg.get("cgroup_procs"))
             apply_limits(cfg.get("limits", {}))
             drop_privileges(cfg.get("uid"), cfg.get("gid"))
+            prctl(PR_SET_DUMPABLE, 1)  # a change of uid cleared it
             prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
         except Exception as exc:
             write_all(result_fd, _setup_failure(exc))
@@ -341,6 +342,9 @@ def _fork_candidate(
             os.close(fd)
         return pid
     try:
+        # The supervisor is not dumpable (see serve); its candidate may be, so that it can
+        # read its own /proc/self (its fds, its maps) as any program expects to.
+        prctl(PR_SET_DUMPABLE, 1)
         os.setsid()
         for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGINT, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_DFL)
@@ -502,6 +506,17 @@ def _supervise(
         os.close(pidfd)
 
 
+def _recv_token(sock: socket.socket) -> str:
+    """The message that follows a request: ``{"token": ...}``, which the reply must carry."""
+    received = _recv_message(sock)
+    if received is None:
+        os._exit(0)  # the pool is gone; the candidate dies with this process's namespace
+    message, fds = received
+    for fd in fds:
+        os.close(fd)
+    return str(message.get("token", ""))
+
+
 def _run_one(sock: socket.socket, request: dict[str, Any]) -> bytes:
     """Run one candidate start to end; the reply: a JSON header line, then the report and the
     head and tail of the output, raw."""
@@ -517,10 +532,14 @@ def _run_one(sock: socket.socket, request: dict[str, Any]) -> bytes:
     output = Capture(int(request["output_head"]), int(request["output_tail"]))
     open_pipes = {result_r: result, output_r: output}
     pid = _fork_candidate(workdir, [result_w, output_w], config, setup_error)
+    # The request's token arrives only now, so no candidate (a copy of this process's memory
+    # at the fork) ever holds it; the reply carries it back.
+    token = _recv_token(sock)
     status, timed_out = _supervise(sock, pid, open_pipes, float(request["timeout_s"]))
     _kill_everything(pid)
     _drain(open_pipes, _DRAIN_S)
     header = {
+        "token": token,
         "pid": pid,
         "wait_status": status,
         "timed_out": timed_out,
@@ -537,6 +556,8 @@ def serve(sock_fd: int) -> None:
     Requests arrive on a unix SOCK_SEQPACKET socket (an inherited fd) as one JSON message each:
     ``{"workdir", "code", "config", "timeout_s", "report_max", "output_head", "output_tail"}``;
     one too large for a message is ``{"payload": "fd"}`` with a memfd attached that holds it.
+    Each request is followed by ``{"token": ...}``, read once the candidate is forked and
+    returned in the reply's header, so the pool credits a reply to the request it answers.
     For each, the template makes the working directory afresh (the candidate's file, an empty
     ``tmp``), forks the child with two pipes of its own (the private result channel, and
     stdout/stderr), reads them while it waits, kills the child's whole tree when it ends, at the
@@ -554,6 +575,12 @@ def serve(sock_fd: int) -> None:
     sock = socket.socket(fileno=sock_fd)
     with open(os.devnull, "wb") as null:
         os.dup2(null.fileno(), 1)
+    # Not dumpable: a candidate of the same uid can neither trace this process, read or write
+    # its memory, nor take its socket to the pool (pidfd_getfd, /proc/PID/fd). Under bubblewrap
+    # this process is also its PID namespace's init, to which the kernel delivers no signal from
+    # inside the namespace unless a handler is installed: SIGINT's default comes back for that.
+    prctl(PR_SET_DUMPABLE, 0)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     prctl(_PR_SET_CHILD_SUBREAPER, 1)
     _libc()
     for name in json.loads(os.environ.pop("EVOLVE_WARM_IMPORTS", "[]")):

@@ -83,6 +83,7 @@ class LocalEvaluator:
                 passthrough=problem.spec.env,
                 hidden=hidden_paths(problem.root),
                 max_processes=problem.spec.limits.max_processes,
+                bwrap=config.bwrap,
             )
         )
         self._scorer = ScorerPool(

@@ -36,6 +36,7 @@ class Ending:
     timeout_s: float
     cpu_s: float
     max_report_bytes: int
+    supervisor_lost: bool = False
 
 
 _REPORT_STATUS = {
@@ -51,6 +52,13 @@ def decide(ending: Ending) -> tuple[Status, Any, str]:
     """Status, output and message for a run; the wall-time kill wins over everything else."""
     if ending.timed_out:
         return Status.TIMEOUT, None, f"exceeded the wall-time limit of {ending.timeout_s:g} s"
+    if ending.supervisor_lost:
+        return (
+            Status.EXCEPTION,
+            None,
+            "the sandbox's supervisor died or answered nonsense during the run (killed from "
+            "inside the sandbox, or by the system); the program's result is unknown",
+        )
     if ending.report_truncated:
         limit_mb = ending.max_report_bytes / 2**20
         return Status.BAD_OUTPUT, None, f"the output is larger than {limit_mb:g} MB of JSON"

@@ -76,6 +76,7 @@ class Collected:
     report: bytes = b""
     report_total: int = 0  # bytes written on the result channel (more than ``report`` if cut)
     output: str = ""
+    supervisor_lost: bool = False  # the sandbox's supervisor died or answered nonsense
 
 
 class Launcher(Protocol):
@@ -132,6 +133,7 @@ async def run_candidate(
         report_truncated=collected.report_total > MAX_REPORT_BYTES,
         returncode=collected.returncode,
         timed_out=collected.timed_out,
+        supervisor_lost=collected.supervisor_lost,
         timeout_s=spec.timeout_s,
         cpu_s=spec.cpu_s,
         max_report_bytes=MAX_REPORT_BYTES,

@@ -24,7 +24,7 @@ from evaluators.cgroup import PidsCgroup, pids_parent
 from evaluators.child import PR_SET_DUMPABLE, prctl
 from evaluators.cold import ColdLauncher
 from evaluators.environment import candidate_env
-from evaluators.isolation import Isolation, detect
+from evaluators.isolation import ADVICE, UNCONFINED, Isolation, SandboxUnavailable, detect
 from evaluators.reaper import kill_uid
 from evaluators.sandbox import Confinement, Launcher, RunSpec, run_candidate
 from evaluators.uids import UidLease
@@ -91,12 +91,13 @@ class PoolSettings:
 
     size: int
     python: str
-    isolation: str  # "auto" | "bwrap" | "process"
+    isolation: str  # "auto" | "bwrap" | "process" | "unsafe-unconfined"
     warm: bool
     imports: tuple[str, ...]
     passthrough: tuple[str, ...]
     hidden: tuple[Path, ...]  # host paths the candidate must not see (the problem folder)
     max_processes: int
+    bwrap: str | None = None  # the bubblewrap executable; None: the system's, else the bundled
 
 
 class SlotPool:
@@ -131,10 +132,17 @@ class SlotPool:
             self._queue.put_nowait(slot)
 
     async def _start(self) -> None:
+        try:
+            await self._make_slots()
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def _make_slots(self) -> None:
         s = self._settings
-        self.isolation = await detect(s.isolation, s.python)
+        self.isolation = await detect(s.isolation, s.python, s.bwrap)
         uids = self._lease.acquire(s.size)
-        parent = pids_parent() if self.isolation.kind == "process" else None
+        parent = pids_parent() if self.isolation.kind != "bwrap" else None
         slots = []
         for i in range(s.size):
             directory = _make_slot_dir(i)
@@ -145,11 +153,18 @@ class SlotPool:
                 slot.cgroup = PidsCgroup.create(parent, name, s.max_processes + _CGROUP_SLACK)
             slots.append(slot)
         self._slots = slots
-        if uids and not await self._uid_works(slots[0]):
-            for slot in slots:
-                slot.uid = None
+        uid_problem = "" if uids else _no_uid()
+        if uids:
+            uid_problem = await self._uid_problem(slots[0])
+            if uid_problem:
+                for slot in slots:
+                    slot.uid = None
+        refusal = refusal_reason(self.isolation, os.geteuid() == 0, uid_problem)
+        if refusal:
+            raise SandboxUnavailable(f"refusing to evaluate: {refusal}; {ADVICE}")
         for slot in slots:
             slot.launcher = self._launcher(slot)
+        self._warn_if_unconfined(slots[0])
         self._shield_if_exposed(slots[0])
         self._warn_about_gaps(slots[0])
         self._queue = asyncio.Queue()
@@ -162,7 +177,7 @@ class SlotPool:
         prefix = self.isolation.prefix(slot.directory, s.hidden)
         # Under bubblewrap the PID namespace dies with the supervisor; without it, only the
         # uid sweep finds descendants that escaped it.
-        sweep_uid = self.isolation.kind == "process"
+        sweep_uid = self.isolation.kind != "bwrap"
         # The supervisor gets the candidates' environment (it passes on nothing else).
         args = (s.python, prefix, slot.directory, slot.workdir, slot.env)
         if not s.warm:
@@ -173,8 +188,9 @@ class SlotPool:
         slot.templates.append(template)
         return template
 
-    async def _uid_works(self, slot: Slot) -> bool:
-        """Run a probe candidate as the sandbox uid: can it import what candidates import?"""
+    async def _uid_problem(self, slot: Slot) -> str:
+        """Run a probe candidate as the sandbox uid: can it import what candidates import?
+        What went wrong ('' when it can)."""
         s = self._settings
         assert self.isolation is not None
         prefix = self.isolation.prefix(slot.directory, s.hidden)
@@ -190,20 +206,34 @@ class SlotPool:
             launcher, code, RunSpec("run", timeout_s=30), env, slot.confinement
         )
         if outcome.status is Status.EVALUATED:
-            return True
-        logger.warning(
-            "candidates cannot run as an unprivileged sandbox uid (%s); they run as root, so "
-            "RLIMIT_NPROC does not bind and files readable by root are readable by them",
-            outcome.message.splitlines()[-1] if outcome.message else outcome.status,
+            return ""
+        detail = outcome.message.splitlines()[-1] if outcome.message else str(outcome.status)
+        return (
+            f"the sandbox uid cannot run the interpreter {s.python} ({detail}); an interpreter "
+            "every user can read (evaluator.python) would do"
         )
-        return False
+
+    def _warn_if_unconfined(self, slot: Slot) -> None:
+        assert self.isolation is not None
+        if self.isolation.kind == "unconfined":
+            who = f"sandbox uid {slot.uid}" if slot.uid is not None else _user_name()
+            logger.warning(
+                "evaluator.isolation=%s: candidates run UNCONFINED as %s, with evolve's "
+                "network and file system%s",
+                UNCONFINED,
+                who,
+                ""
+                if slot.uid is not None
+                else ": they can read evolve's environment (API keys), trace and kill it, and "
+                "write wherever it can",
+            )
 
     def _shield_if_exposed(self, slot: Slot) -> None:
         """Candidates that run as this process's own user with no namespaces could read its
         environment and memory: make it non-dumpable, and say what stays exposed. (Root
         candidates are warned about when the sandbox uid is probed; nothing shields from them.)"""
         assert self.isolation is not None
-        if self.isolation.kind == "process" and slot.uid is None and os.geteuid() != 0:
+        if self.isolation.kind != "bwrap" and slot.uid is None and os.geteuid() != 0:
             shielded = deny_same_user_access()
             logger.warning(
                 "candidates run as your own user without bubblewrap: they can read the "
@@ -238,6 +268,35 @@ class SlotPool:
         self._slots = []
         self._queue = None
         self._lease.release()
+
+
+def refusal_reason(isolation: Isolation, root: bool, uid_problem: str) -> str:
+    """Why candidates may not run under ``isolation`` ('' when they may).
+
+    They may when something keeps them away from evolve: bubblewrap (a user namespace when not
+    root; a sandbox uid when root, since root inside bubblewrap keeps its capabilities), a sandbox
+    uid without bubblewrap, or the explicit unconfined opt-in.
+    """
+    if isolation.kind == "unconfined":
+        return ""
+    if isolation.kind == "bwrap":
+        if not root or not uid_problem:
+            return ""
+        return f"candidates would run as root inside bubblewrap: {uid_problem}"
+    if not uid_problem:
+        return ""
+    return f"{isolation.reason}; {uid_problem}"
+
+
+def _no_uid() -> str:
+    if os.geteuid() != 0:
+        return "candidates can run as a sandbox uid only when evolve runs as root"
+    return "no sandbox uid is free or mapped in this user namespace"
+
+
+def _user_name() -> str:
+    uid = os.geteuid()
+    return "root" if uid == 0 else f"your own user (uid {uid})"
 
 
 def _findable(module: str) -> bool:

@@ -15,6 +15,7 @@ from evaluators.local import LocalEvaluator
 from evaluators.scorer import ScorerLoadError
 from evolve.problem import Problem
 from evolve.records import Status
+from tests.evaluators.conftest import without_namespaces
 from tests.evaluators.processes import marked_pids, spawner, wait_marked
 
 
@@ -209,7 +210,7 @@ async def test_cancelling_evaluate_kills_the_candidate(
 async def test_concurrency_is_bounded(
     toy_problem: Problem, evaluator_for: Callable[..., LocalEvaluator], shared_dir: Path
 ) -> None:
-    ev = evaluator_for(toy_problem, concurrency=2, isolation="process")
+    ev = await without_namespaces(toy_problem)  # the shared directory is visible
     code = (
         "import os, time\n"
         "def run():\n"
@@ -261,7 +262,10 @@ async def test_cold_runs_contain_fork_bombs_and_daemons(
         "            pass\n"
     )
     problem = make_problem(limits={"timeout_s": 1, "max_processes": 16})
-    ev = evaluator_for(problem, mode="cold", isolation=isolation)
+    if isolation == "bwrap":
+        ev = evaluator_for(problem, mode="cold", isolation=isolation)
+    else:
+        ev = await without_namespaces(problem, mode="cold")
     try:
         assert (await ev.evaluate(daemon)).status is Status.EVALUATED
         assert await wait_marked(marker, count=0, within_s=1.0), marked_pids(marker)
