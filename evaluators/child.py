@@ -53,6 +53,9 @@ _TRACE_LINES = 12
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 PR_SET_DUMPABLE = 4
+_PR_SET_NO_NEW_PRIVS = 38
+_PR_SET_SECCOMP = 22
+_SECCOMP_MODE_FILTER = 2
 _MEMORY_REPORT = b'{"status": "memory", "message": "MemoryError: the program ran out of memory"}'
 
 
@@ -202,6 +205,82 @@ def prctl(option: int, arg: int) -> None:
         raise OSError(ctypes.get_errno(), f"prctl({option}) failed")
 
 
+#: (audit arch, syscall numbers) for the filter below: unshare, clone, ptrace,
+#: process_vm_readv, process_vm_writev; clone3 (435) and pidfd_getfd (438) are the same on both.
+_SECCOMP_ARCHES = {
+    "x86_64": (0xC000003E, (272, 56, 101, 310, 311)),
+    "aarch64": (0xC00000B7, (97, 220, 117, 270, 271)),
+}
+_CLONE_NEWUSER = 0x10000000
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = (
+        ("code", ctypes.c_ushort),
+        ("jt", ctypes.c_ubyte),
+        ("jf", ctypes.c_ubyte),
+        ("k", ctypes.c_uint),
+    )
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter)))
+
+
+def seccomp_program(machine: str) -> list[tuple[int, int, int, int]] | None:
+    """The candidate's seccomp filter as BPF instructions (None for an unknown machine).
+
+    It refuses new user namespaces (``unshare``/``clone`` with ``CLONE_NEWUSER``; ``clone3``,
+    whose flags a filter cannot read, answers ENOSYS and the C library falls back to ``clone``),
+    so a sandbox uid cannot gain capabilities to mount file systems; and it refuses tracing
+    another process (``ptrace``, ``process_vm_readv``/``writev``, ``pidfd_getfd``).
+    """
+    if machine not in _SECCOMP_ARCHES:
+        return None
+    arch, (unshare, clone, ptrace, vm_read, vm_write) = _SECCOMP_ARCHES[machine]
+    ld, jeq, jset, jge, ret = 0x20, 0x15, 0x45, 0x35, 0x06
+    allow, eperm, enosys = 0x7FFF0000, 0x00050000 | 1, 0x00050000 | 38
+    denied = (ptrace, vm_read, vm_write, 438)
+    # The return instructions sit at the end: ... ALLOW, (flags check: LD, JSET, ALLOW), EPERM,
+    # ENOSYS; every jump below counts the instructions between it and its target.
+    body: list[tuple[int, int, int, int]] = [(ld, 0, 0, 4)]  # arch
+    n_tests = 2 + len(denied) + 3  # x32 range, each denied, clone3, unshare, clone
+    body.append((jeq, 1, 0, arch))
+    body.append((ret, 0, 0, allow))  # an unknown ABI: this filter does not apply
+    body.append((ld, 0, 0, 0))  # syscall number
+    tests: list[tuple[str, int, int]] = [("x32", jge, 0x40000000)]
+    tests += [("eperm", jeq, nr) for nr in denied]
+    tests += [("enosys", jeq, 435), ("flags", jeq, unshare), ("flags", jeq, clone)]
+    assert len(tests) == n_tests - 1
+    # layout after the tests: [ALLOW][LD arg0][JSET][ALLOW][EPERM][ENOSYS]
+    for i, (target, op, k) in enumerate(tests):
+        after = len(tests) - i - 1  # tests after this one
+        offset = {"x32": after + 4, "eperm": after + 4, "enosys": after + 5, "flags": after + 1}
+        body.append((op, offset[target], 0, k))
+    body += [
+        (ret, 0, 0, allow),
+        (ld, 0, 0, 16),  # the low word of the first argument (flags)
+        (jset, 1, 0, _CLONE_NEWUSER),
+        (ret, 0, 0, allow),
+        (ret, 0, 0, eperm),
+        (ret, 0, 0, enosys),
+    ]
+    return body
+
+
+def apply_seccomp() -> None:
+    """Install :func:`seccomp_program` in this process (inherited by all it starts); after
+    ``no_new_privs``, which the filter needs and which also makes set-uid programs inert."""
+    program = seccomp_program(os.uname().machine)
+    prctl(_PR_SET_NO_NEW_PRIVS, 1)
+    if program is None:
+        return
+    filters = (_SockFilter * len(program))(*(_SockFilter(*ins) for ins in program))
+    fprog = _SockFprog(len(program), filters)
+    if _libc().prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "seccomp filter refused")
+
+
 def join_cgroup(procs_file: str | None) -> None:
     """Enter the slot's pids cgroup so that every descendant is counted and can be killed."""
     if procs_file:
@@ -279,6 +358,7 @@ def execute(cfg: dict[str, Any], result_fd: int) -> None:
             drop_privileges(cfg.get("uid"), cfg.get("gid"))
             prctl(PR_SET_DUMPABLE, 1)  # a change of uid cleared it
             prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+            apply_seccomp()
         except Exception as exc:
             write_all(result_fd, _setup_failure(exc))
             os._exit(0)

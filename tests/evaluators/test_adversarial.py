@@ -396,3 +396,28 @@ async def test_syntax_error(sandbox: LocalEvaluator) -> None:
 async def test_missing_module_is_an_exception(sandbox: LocalEvaluator) -> None:
     code = "import evolve_no_such_module\ndef run():\n    return {'x': 1}\n"
     await _check(sandbox, code, Status.EXCEPTION, "ModuleNotFoundError")
+
+
+async def test_no_user_namespace_to_gain_capabilities_in(sandbox: LocalEvaluator) -> None:
+    # In a user namespace of its own a candidate holds every capability there: it could mount
+    # a tmpfs as large as the machine's memory. Refused in every mode, also via the raw clone.
+    code = (
+        "import ctypes, os\n"
+        "def run():\n"
+        "    libc = ctypes.CDLL(None, use_errno=True)\n"
+        "    got = 0\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n"
+        "        os._exit(0 if libc.unshare(0x10000000 | 0x20000) == 0 else 1)\n"
+        "    if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0:\n"
+        "        got += 1\n"
+        "    pid = libc.syscall(56 if os.uname().machine == 'x86_64' else 220, 0x10000000 | 17, 0, 0, 0, 0)\n"
+        "    if pid == 0:\n"
+        "        os._exit(0)\n"
+        "    if pid > 0:\n"
+        "        os.waitpid(pid, 0)\n"
+        "        got += 2\n"
+        "    return {'x': got}\n"
+    )
+    result = await _check(sandbox, code, Status.EVALUATED)
+    assert result.metrics == {"score": 0.0}
