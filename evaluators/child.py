@@ -90,6 +90,29 @@ def read_memfd(fd: int) -> bytes:
         os.close(fd)
 
 
+def remove_tree(path: str) -> None:
+    """Remove ``path`` whatever a candidate did to it: directories it made unreadable or
+    unwritable to their owner are opened up (chmod) before their entries are removed. Nothing
+    here follows a link: ``rmtree`` does not, and ``lchmod``-free chmod is only applied to
+    directories found with ``lstat``."""
+
+    def open_up(_func: object, failed: str, _exc: object) -> None:
+        for directory in (os.path.dirname(failed), failed):
+            with contextlib.suppress(OSError):
+                if stat.S_ISDIR(os.lstat(directory).st_mode):
+                    os.chmod(directory, 0o700)
+        with contextlib.suppress(OSError):
+            if stat.S_ISDIR(os.lstat(failed).st_mode):
+                shutil.rmtree(failed, ignore_errors=True)
+            else:
+                os.unlink(failed)
+
+    for _ in range(3):
+        shutil.rmtree(path, onerror=open_up)
+        if not os.path.lexists(path):
+            return
+
+
 def clear_workdir(workdir: str) -> None:
     """Remove ``workdir`` and everything in it; what cannot be removed is renamed aside.
 
@@ -111,9 +134,37 @@ def clear_workdir(workdir: str) -> None:
         return
     except OSError:
         pass
-    shutil.rmtree(workdir, ignore_errors=True)
-    if os.path.lexists(workdir):  # e.g. a directory the candidate made unreadable to its owner
+    with contextlib.suppress(OSError):
+        remove_tree(workdir)
+    if os.path.lexists(workdir):  # e.g. a file system error: never reuse what is left
         os.rename(workdir, f"{workdir}.stale-{time.monotonic_ns()}")
+
+
+#: The sandbox's private scratch directories, emptied after every candidate under bubblewrap so
+#: that nothing a candidate leaves there (a cached answer) reaches the next one.
+SCRATCH_DIRS = ("/tmp", "/dev/shm")
+
+
+def scratch_skeleton() -> dict[str, set[str]]:
+    """What the scratch directories hold before any candidate ran (bubblewrap's mount points)."""
+    skeleton = {}
+    for directory in SCRATCH_DIRS:
+        with contextlib.suppress(OSError):
+            skeleton[directory] = set(os.listdir(directory))
+    return skeleton
+
+
+def clear_scratch(skeleton: dict[str, set[str]]) -> None:
+    """Remove everything a candidate added to the scratch directories."""
+    for directory, keep in skeleton.items():
+        with contextlib.suppress(OSError):
+            for name in os.listdir(directory):
+                if name not in keep:
+                    path = os.path.join(directory, name)
+                    if stat.S_ISDIR(os.lstat(path).st_mode):
+                        remove_tree(path)
+                    else:
+                        os.unlink(path)
 
 
 def prepare_workdir(workdir: str, code: str, uid: int | None) -> None:
@@ -668,6 +719,9 @@ def serve(sock_fd: int) -> None:
             __import__(name)
     gc.collect()
     gc.freeze()
+    # Under bubblewrap (this process is its PID namespace's init) /tmp and /dev/shm belong to
+    # this sandbox alone: what a candidate leaves there goes after each run.
+    skeleton = scratch_skeleton() if os.getpid() == 1 else {}
     while True:
         received = _recv_message(sock)
         if received is None:
@@ -680,6 +734,7 @@ def serve(sock_fd: int) -> None:
         send_message(sock, _run_one(sock, request), "evolve-reply")
         with contextlib.suppress(OSError):  # the next prepare tries again
             clear_workdir(request["workdir"])
+        clear_scratch(skeleton)
 
 
 if __name__ == "__main__":

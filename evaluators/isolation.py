@@ -27,7 +27,6 @@ import json
 import logging
 import os
 import shutil
-import stat
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -80,23 +79,10 @@ class Isolation:
         return bwrap_argv(slot_dir, hidden, self.needed, binary=self.bwrap)
 
 
-def _traversable_by_others(path: Path) -> bool:
-    try:
-        return bool(os.stat(path).st_mode & stat.S_IXOTH)
-    except OSError:
-        return False
-
-
-def _masks(needed: Sequence[Path], hidden: Iterable[Path]) -> list[Path]:
-    """Directories to replace with an empty tmpfs: ``hidden`` plus untraversable ancestors."""
-    masks = {p for p in hidden if p != Path("/")}
-    for path in needed:
-        for parent in reversed(path.parents):
-            if parent != Path("/") and not _traversable_by_others(parent):
-                masks.add(parent)
-                break
-    top = sorted(masks, key=lambda p: len(p.parts))
-    return [m for i, m in enumerate(top) if not any(m.is_relative_to(o) for o in top[:i])]
+#: What every interpreter may need of the host, read-only: programs, libraries, configuration,
+#: and the kernel's view of the hardware (CPU counts).
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/sys")
+_MADE_BY_BWRAP = frozenset(Path(p) for p in ("/", "/dev", "/tmp", "/dev/shm", "/proc"))
 
 
 def bwrap_argv(
@@ -108,12 +94,18 @@ def bwrap_argv(
 ) -> list[str]:
     """bubblewrap arguments for one sandbox whose writable directory is ``slot_dir``.
 
+    The sandbox's file system is built from nothing: the system directories, the directories
+    the interpreter reads (``needed``: its prefix, ``sys.path``, an editable checkout) and the
+    slot's directory; the rest of the host (home directories, other checkouts, run databases)
+    does not exist in it. A ``hidden`` path inside something bound (the problem folder or the
+    runs folder in a checkout) is covered by an empty file system after the binds.
+
     The command bubblewrap runs is the PID namespace's init (``--as-pid-1``): the kernel drops
     SIGKILL and SIGSTOP sent to an init from inside its namespace, so a candidate cannot stop
     or kill its supervisor. ``unprivileged`` (default: not root) adds a user namespace in which
     no further user namespace can be made (``--disable-userns``, bubblewrap >= 0.8), so a
     candidate cannot gain the capabilities to mount file systems; root's candidates run as a
-    sandbox uid instead, which has none.
+    sandbox uid under a seccomp filter with the same effect.
     """
     if unprivileged is None:
         unprivileged = os.geteuid() != 0
@@ -127,39 +119,45 @@ def bwrap_argv(
         "--unshare-net",
         "--unshare-ipc",
         "--unshare-uts",
-        "--ro-bind", "/", "/",
+    ]
+    for name in SYSTEM_DIRS:
+        if os.path.islink(name):  # a merged /usr: /bin -> usr/bin
+            argv += ["--symlink", os.readlink(name), name]
+        elif os.path.isdir(name):
+            argv += ["--ro-bind", name, name]
+    argv += [
         "--dev", "/dev",
         "--proc", "/proc",
-        "--tmpfs", "/tmp",
-        "--tmpfs", "/dev/shm",
+        "--perms", "01777", "--tmpfs", "/tmp",
+        "--perms", "01777", "--tmpfs", "/dev/shm",
     ]  # fmt: skip
-    hidden = list(hidden)
-    # A hidden folder that holds something the interpreter needs is masked first and the
-    # needed paths bound back on top; any other hidden folder is masked last, so that no bind
-    # (an editable checkout on sys.path, a venv) can make it visible again.
-    early = [h for h in hidden if any(n.is_relative_to(h) for n in needed)]
-    late = [h for h in hidden if h not in early and h != Path("/")]
-    masks = _masks(needed, early)
-    for mask in masks:
-        argv += ["--tmpfs", str(mask)]
-    # /tmp and /dev/shm are private tmpfs too: an interpreter or checkout under them
-    # (a venv in /tmp, say) is mounted back like any other needed path
-    covers = [*masks, Path("/tmp"), Path("/dev/shm")]
+    visible = [Path(d) for d in SYSTEM_DIRS if os.path.isdir(d) and not os.path.islink(d)]
     made: set[Path] = set()
-    for path in needed:
-        covering = [m for m in covers if path.is_relative_to(m)]
-        if not covering or not path.exists():
+    for path in sorted({p for p in needed if p.exists()}, key=lambda p: len(p.parts)):
+        if any(path.is_relative_to(v) for v in visible):
             continue
-        mask = covering[0]
-        # bubblewrap creates missing parents as 0700; make them traversable for the sandbox uid
-        for parent in reversed(path.parents):
-            if parent.is_relative_to(mask) and parent != mask and parent not in made:
-                argv += ["--perms", "0755", "--dir", str(parent)]
-                made.add(parent)
+        argv += _parent_dirs(path, made, visible)
         argv += ["--ro-bind", str(path), str(path)]
-    for path in late:
-        argv += ["--tmpfs", str(path)]
+        visible.append(path)
+    for path in hidden:
+        if path != Path("/") and any(path.is_relative_to(v) for v in visible) and path.exists():
+            argv += ["--tmpfs", str(path)]
+    argv += _parent_dirs(slot_dir, made, visible)
     argv += ["--bind", str(slot_dir), str(slot_dir), "--chdir", str(slot_dir)]
+    return argv
+
+
+def _parent_dirs(path: Path, made: set[Path], visible: Sequence[Path]) -> list[str]:
+    """Make ``path``'s missing parents, traversable for a sandbox uid (bubblewrap would make
+    them 0700); none is needed inside a directory bound from the host."""
+    argv: list[str] = []
+    for parent in reversed(path.parents):
+        if parent in made or parent in _MADE_BY_BWRAP:
+            continue
+        if any(parent.is_relative_to(v) for v in visible):
+            break
+        argv += ["--perms", "0755", "--dir", str(parent)]
+        made.add(parent)
     return argv
 
 

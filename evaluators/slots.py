@@ -24,7 +24,14 @@ from evaluators.cgroup import PidsCgroup, pids_parent
 from evaluators.child import PR_SET_DUMPABLE, prctl
 from evaluators.cold import ColdLauncher
 from evaluators.environment import candidate_env
-from evaluators.isolation import ADVICE, UNCONFINED, Isolation, SandboxUnavailable, detect
+from evaluators.isolation import (
+    ADVICE,
+    RUNNER_DIR,
+    UNCONFINED,
+    Isolation,
+    SandboxUnavailable,
+    detect,
+)
 from evaluators.reaper import kill_uid
 from evaluators.sandbox import Confinement, Launcher, RunSpec, run_candidate
 from evaluators.uids import UidLease
@@ -314,10 +321,21 @@ def _make_slot_dir(index: int) -> Path:
 
 
 def hidden_paths(problem_root: Path, extra: Sequence[Path] = ()) -> tuple[Path, ...]:
-    """Host paths masked in the sandbox: the problem folder and the parent's home."""
-    paths = [problem_root.resolve(), *extra]
+    """Host paths masked in the sandbox: the problem folder, the parent's home, and what a
+    checkout on the interpreter's path would show: every shipped problem (their scorers), both
+    in the checkout and bundled into the package, and the runs folder (every program, metric
+    and model reply of earlier runs)."""
+    checkout = RUNNER_DIR.parent
+    paths = [
+        problem_root.resolve(),
+        *extra,
+        checkout / "problems",
+        checkout / "runs",
+        checkout / "evolve" / "_bundled",
+        Path.cwd() / "runs",
+    ]
     home = os.environ.get("HOME")
     if home:
         with contextlib.suppress(OSError):
             paths.append(Path(home).resolve())
-    return tuple(p for p in paths if p != Path("/"))
+    return tuple(dict.fromkeys(p for p in paths if p != Path("/")))

@@ -11,6 +11,7 @@ guarantees, so that a regression in either mode fails.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import uuid
@@ -421,3 +422,32 @@ async def test_no_user_namespace_to_gain_capabilities_in(sandbox: LocalEvaluator
     )
     result = await _check(sandbox, code, Status.EVALUATED)
     assert result.metrics == {"score": 0.0}
+
+
+def _host_secrets() -> list[str]:
+    """Files on this machine a candidate has no business reading: the shipped problems'
+    scorers in this checkout, what sits beside the checkout (other checkouts), and anything in
+    the home directories."""
+    checkout = Path(__file__).resolve().parents[2]
+    found = sorted(str(p) for p in (checkout / "problems").glob("*/scorer.py"))[:3]
+    found += [str(p) for p in sorted(checkout.parent.iterdir()) if p != checkout][:3]
+    for home in ("/root", *(str(p) for p in Path("/home").glob("*"))):
+        with contextlib.suppress(OSError):
+            found += [str(p) for p in sorted(Path(home).iterdir())][:3]
+    return found
+
+
+async def test_only_what_python_needs_is_visible_under_bwrap(sandbox: LocalEvaluator) -> None:
+    secrets = _host_secrets()
+    assert secrets  # the checkout ships problems, so there is always something to look for
+    code = (
+        "import os\n"
+        "def run():\n"
+        f"    return {{'x': sum(os.path.lexists(p) for p in {secrets!r})}}\n"
+    )
+    result = await _check(sandbox, code, Status.EVALUATED)
+    in_bwrap = sandbox.isolation is not None and sandbox.isolation.kind == "bwrap"
+    if in_bwrap:
+        assert result.metrics == {"score": 0.0}, secrets
+    else:  # without namespaces the file system is the host's (README says so)
+        assert result.metrics["score"] > 0

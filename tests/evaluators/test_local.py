@@ -324,6 +324,42 @@ async def test_nothing_a_candidate_leaves_in_its_directory_reaches_the_next(
     assert [results[i].metrics for i in (0, 2, 4)] == [{"score": 1.0}] * 3
 
 
+async def test_tmp_and_shm_are_fresh_for_every_candidate_and_litter_is_removed(
+    toy_problem: Problem, evaluator_for: Callable[..., LocalEvaluator]
+) -> None:
+    # A warm sandbox lives for the whole run; what a candidate caches in /tmp or /dev/shm (an
+    # answer, say) must not reach the next one, and a directory it locked is removed, not kept.
+    cache = (
+        "import os\n"
+        "def run():\n"
+        "    seen = [p for p in ('/tmp/answer', '/dev/shm/answer') if os.path.exists(p)]\n"
+        "    written = 0\n"
+        "    for p in ('/tmp/answer', '/dev/shm/answer'):\n"
+        "        try:\n"
+        "            open(p, 'w').write('42')\n"
+        "            written += 1\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    os.makedirs('locked/in')\n"
+        "    open('locked/in/f', 'w').write('x')\n"
+        "    os.chmod('locked/in', 0)\n"
+        "    os.chmod('locked', 0)\n"
+        "    return {'x': 10 * len(seen) + written}\n"
+    )
+    ev = evaluator_for(toy_problem, concurrency=1)
+    try:
+        results = [await ev.evaluate(cache) for _ in range(3)]
+        slot_dir = ev._slots._slots[0].directory
+        leftovers = sorted(p.name for p in slot_dir.iterdir())
+    finally:
+        await ev.aclose()
+    assert ev.isolation is not None and ev.isolation.kind == "bwrap"
+    # Every candidate could write both (as its own user, or as the sandbox uid) and saw nothing.
+    assert [r.metrics for r in results] == [{"score": 2.0}] * 3, results
+    # nothing renamed aside: the locked directories were opened up and removed
+    assert not [name for name in leftovers if "stale" in name], leftovers
+
+
 @pytest.mark.parametrize("mode", ["warm", "cold"])
 async def test_a_reply_too_large_for_one_message_arrives_whole(
     toy_problem: Problem, evaluator_for: Callable[..., LocalEvaluator], mode: str
