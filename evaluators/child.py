@@ -27,6 +27,7 @@ import contextlib
 import ctypes
 import functools
 import gc
+import io
 import json
 import os
 import resource
@@ -184,11 +185,16 @@ def prepare_workdir(workdir: str, code: str, uid: int | None) -> None:
 
 
 def _jsonify(value: Any) -> Any:
-    """``default=`` hook for json: numpy arrays and scalars become lists and numbers."""
-    if hasattr(value, "tolist") and callable(value.tolist):
-        return value.tolist()
-    if hasattr(value, "item") and callable(value.item):
-        return value.item()
+    """``default=`` hook for json: numpy arrays and scalars become lists and numbers (a scalar
+    whose ``item()`` is itself, numpy's longdouble, becomes a float)."""
+    for method in ("tolist", "item"):
+        convert = getattr(value, method, None)
+        if callable(convert):
+            converted = convert()
+            if type(converted) is not type(value):
+                return converted
+            with contextlib.suppress(TypeError, ValueError, OverflowError):
+                return float(value)
     raise TypeError(f"the entry function returned a {type(value).__name__}, which is not JSON")
 
 
@@ -200,9 +206,17 @@ def _candidate_trace(exc: BaseException, code_file: str) -> str:
     return "\n".join(text[-_TRACE_LINES:])
 
 
+#: The stack limit when the inherited one is unlimited.
+_DEFAULT_STACK = 8 * 2**20
+
+
 def apply_limits(limits: dict[str, Any]) -> None:
-    """Apply rlimits in this process; they are inherited by everything it starts."""
+    """Apply rlimits in this process; they are inherited by everything it starts. Every hard
+    limit equals its soft one (the stack's too), so the candidate cannot raise any of them."""
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    stack = resource.getrlimit(resource.RLIMIT_STACK)[0]
+    stack = _DEFAULT_STACK if stack == resource.RLIM_INFINITY else stack
+    resource.setrlimit(resource.RLIMIT_STACK, (stack, stack))
     cpu = limits.get("cpu_s")
     if cpu:
         soft = max(1, int(cpu + 0.999))
@@ -374,8 +388,21 @@ def run_candidate(cfg: dict[str, Any]) -> dict[str, Any]:
     return {"status": "ok", "output": output}
 
 
+#: Longest error message a report carries (a candidate's exception text can be any size).
+MAX_MESSAGE_CHARS = 4000
+
+
+def _cut(text: str) -> str:
+    if len(text) <= MAX_MESSAGE_CHARS:
+        return text
+    half = MAX_MESSAGE_CHARS // 2
+    return f"{text[:half]}\n[... {len(text) - 2 * half} characters cut ...]\n{text[-half:]}"
+
+
 def encode_report(report: dict[str, Any]) -> bytes:
     """Serialize a report; unserializable or non-finite output becomes a bad_output report."""
+    if "message" in report:
+        report["message"] = _cut(str(report["message"]))
     try:
         return json.dumps(report, default=_jsonify, allow_nan=False).encode()
     except MemoryError:
@@ -494,9 +521,19 @@ def _fork_candidate(
             write_all(3, _setup_failure(setup_error))
             os._exit(0)
         os.chdir(workdir)
+        _unbuffered_output()
         execute(config, 3)
     finally:
         os._exit(70)
+
+
+def _unbuffered_output() -> None:
+    """Make ``sys.stdout`` and ``sys.stderr`` write through to their fds (``python -u``; ``-I``
+    ignores PYTHONUNBUFFERED), so what a candidate printed before it was killed is kept."""
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        raw = io.FileIO(fd, "w", closefd=False)
+        stream = io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace", write_through=True)
+        setattr(sys, name, stream)
 
 
 def _children_of(parent: int) -> list[int]:

@@ -51,6 +51,7 @@ def plan_stages(problem: Problem) -> list[_Stage]:
             max_processes=limits.max_processes,
             max_file_mb=limits.max_file_mb,
             max_output_kb=limits.max_output_kb,
+            max_report_bytes=limits.max_report_kb * 1024,
         )
 
     primary = spec.metrics.primary

@@ -202,7 +202,7 @@ async def test_closing_stdout_does_not_lose_the_result(sandbox: LocalEvaluator) 
         ("float('nan')", "NaN or infinity"),
         ("float('inf')", "NaN or infinity"),
         ("object()", "not JSON"),
-        ("'x' * (70 * 2**20)", "larger than 64 MB"),
+        ("'x' * (2 * 2**20)", "larger than 1024 KB"),
     ],
 )
 async def test_unusable_outputs_are_bad_output(
@@ -451,3 +451,40 @@ async def test_only_what_python_needs_is_visible_under_bwrap(sandbox: LocalEvalu
         assert result.metrics == {"score": 0.0}, secrets
     else:  # without namespaces the file system is the host's (README says so)
         assert result.metrics["score"] > 0
+
+
+async def test_what_a_killed_candidate_printed_is_kept(sandbox: LocalEvaluator) -> None:
+    # Block-buffered output would die with the process at its wall-time limit.
+    code = "import time\ndef run():\n    print('got this far')\n    time.sleep(60)\n"
+    result = await _check(sandbox, code, Status.TIMEOUT)
+    assert "got this far" in result.stdout_tail
+
+
+async def test_no_limit_can_be_raised_by_the_candidate(sandbox: LocalEvaluator) -> None:
+    code = (
+        "import resource\n"
+        "def run():\n"
+        "    raised = 0\n"
+        "    for name in ('RLIMIT_STACK', 'RLIMIT_CPU', 'RLIMIT_AS', 'RLIMIT_FSIZE', 'RLIMIT_CORE'):\n"
+        "        soft, hard = resource.getrlimit(getattr(resource, name))\n"
+        "        if hard == resource.RLIM_INFINITY or hard > soft + 1:\n"
+        "            raised += 1\n"
+        "    return {'x': raised}\n"
+    )
+    result = await _check(sandbox, code, Status.EVALUATED)
+    assert result.metrics == {"score": 0.0}
+
+
+async def test_a_numpy_long_double_is_a_number_not_a_nesting_error(
+    sandbox: LocalEvaluator,
+) -> None:
+    code = "import numpy as np\ndef run():\n    return {'x': np.longdouble(2.5)}\n"
+    result = await _check(sandbox, code, Status.EVALUATED)
+    assert result.metrics == {"score": 2.5}
+
+
+async def test_a_huge_exception_message_is_cut(sandbox: LocalEvaluator) -> None:
+    code = "def run():\n    raise ValueError('y' * 10**6 + 'THE END')\n"
+    result = await _check(sandbox, code, Status.EXCEPTION, "THE END")
+    assert result.error is not None and len(result.error.message) < 5000
+    assert "characters cut" in result.error.message

@@ -360,11 +360,45 @@ async def test_tmp_and_shm_are_fresh_for_every_candidate_and_litter_is_removed(
     assert not [name for name in leftovers if "stale" in name], leftovers
 
 
+def _reset_peak_rss() -> float:
+    """Reset this process's peak resident size; the current one, in MB."""
+    with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+        fh.write("5")
+    return _peak_rss_mb()
+
+
+def _peak_rss_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as fh:
+        line = next(x for x in fh if x.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
+async def test_a_huge_report_costs_the_evaluator_little_memory(
+    make_problem: Callable[..., Problem], evaluator_for: Callable[..., LocalEvaluator]
+) -> None:
+    # 60 MB of JSON: held and decoded, it would take the evaluator's memory up by hundreds of
+    # megabytes. Cut at the problem's report limit, it is a bad_output that costs little.
+    problem = make_problem(limits={"memory_mb": 1024, "max_report_kb": 64, "timeout_s": 10})
+    ev = evaluator_for(problem, concurrency=1)
+    code = "def run():\n    return {'x': 1, 'pad': 'x' * (60 * 2**20)}\n"
+    try:
+        await ev.evaluate("def run():\n    return {'x': 1}\n")
+        before = _reset_peak_rss()
+        result = await ev.evaluate(code)
+        growth = _peak_rss_mb() - before
+    finally:
+        await ev.aclose()
+    assert result.status is Status.BAD_OUTPUT and result.error is not None
+    assert "larger than 64 KB" in result.error.message
+    assert growth < 20, f"the evaluator grew by {growth:.0f} MB"
+
+
 @pytest.mark.parametrize("mode", ["warm", "cold"])
 async def test_a_reply_too_large_for_one_message_arrives_whole(
-    toy_problem: Problem, evaluator_for: Callable[..., LocalEvaluator], mode: str
+    make_problem: Callable[..., Problem], evaluator_for: Callable[..., LocalEvaluator], mode: str
 ) -> None:
-    # A report of megabytes and 64 KiB of output: the supervisor's reply travels in a memfd.
+    # A report of megabytes and 64 KiB of output: the supervisor's reply travels in a memfd
+    # (and the report is decoded off the event loop).
     code = (
         "def run():\n"
         "    print('first line')\n"
@@ -372,7 +406,8 @@ async def test_a_reply_too_large_for_one_message_arrives_whole(
         "    print('last line')\n"
         "    return {'x': 7, 'pad': list(range(300_000))}\n"
     )
-    ev = evaluator_for(toy_problem, mode=mode)
+    problem = make_problem(limits={"max_report_kb": 4096})
+    ev = evaluator_for(problem, mode=mode)
     try:
         result = await ev.evaluate(code)
     finally:
