@@ -333,16 +333,25 @@ def seccomp_program(machine: str) -> list[tuple[int, int, int, int]] | None:
     return body
 
 
+@functools.cache
+def _seccomp_fprog() -> tuple[_SockFprog, ctypes.Array[_SockFilter]] | None:
+    """The filter for this machine in the kernel's layout, built once per supervisor."""
+    program = seccomp_program(os.uname().machine)
+    if program is None:
+        return None
+    filters = (_SockFilter * len(program))(*(_SockFilter(*ins) for ins in program))
+    return _SockFprog(len(program), filters), filters
+
+
 def apply_seccomp() -> None:
     """Install :func:`seccomp_program` in this process (inherited by all it starts); after
     ``no_new_privs``, which the filter needs and which also makes set-uid programs inert."""
-    program = seccomp_program(os.uname().machine)
+    built = _seccomp_fprog()
     prctl(_PR_SET_NO_NEW_PRIVS, 1)
-    if program is None:
+    if built is None:
         return
-    filters = (_SockFilter * len(program))(*(_SockFilter(*ins) for ins in program))
-    fprog = _SockFprog(len(program), filters)
-    if _libc().prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
+    fprog = ctypes.byref(built[0])
+    if _libc().prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, fprog, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "seccomp filter refused")
 
 
@@ -750,7 +759,7 @@ def serve(sock_fd: int) -> None:
     prctl(PR_SET_DUMPABLE, 0)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     prctl(_PR_SET_CHILD_SUBREAPER, 1)
-    _libc()
+    _seccomp_fprog()
     for name in json.loads(os.environ.pop("EVOLVE_WARM_IMPORTS", "[]")):
         with contextlib.suppress(Exception):  # the candidate sees the real ImportError itself
             __import__(name)

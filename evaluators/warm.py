@@ -131,6 +131,9 @@ class WarmTemplate:
         """Start the template (or restart it after it died)."""
         if not self.running or self._sock is None:
             self.stop()
+            if self._proc is not None:  # reap the one that died (it was killed by stop)
+                with contextlib.suppress(ProcessLookupError, TimeoutError):
+                    await asyncio.wait_for(self._proc.wait(), _KILL_GRACE_S)
             await self._start()
 
     async def run(self, request: RunRequest) -> Collected:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -430,7 +431,9 @@ def _host_secrets() -> list[str]:
     the home directories."""
     checkout = Path(__file__).resolve().parents[2]
     found = sorted(str(p) for p in (checkout / "problems").glob("*/scorer.py"))[:3]
-    found += [str(p) for p in sorted(checkout.parent.iterdir()) if p != checkout][:3]
+    interpreter = Path(sys.prefix).resolve()  # a venv beside the checkout is needed
+    beside = [p for p in sorted(checkout.parent.iterdir()) if p != checkout]
+    found += [str(p) for p in beside if not interpreter.is_relative_to(p)][:3]
     for home in ("/root", *(str(p) for p in Path("/home").glob("*"))):
         with contextlib.suppress(OSError):
             found += [str(p) for p in sorted(Path(home).iterdir())][:3]
