@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -360,36 +364,49 @@ async def test_tmp_and_shm_are_fresh_for_every_candidate_and_litter_is_removed(
     assert not [name for name in leftovers if "stale" in name], leftovers
 
 
-def _reset_peak_rss() -> float:
-    """Reset this process's peak resident size; the current one, in MB."""
-    with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
-        fh.write("5")
-    return _peak_rss_mb()
+_PEAK_RSS_SCRIPT = """
+import asyncio, json, resource, sys
+from evaluators.local import LocalEvaluator
+from evolve.config import EvaluatorConfig
+from evolve.problem import load_problem
+
+async def main():
+    ev = LocalEvaluator(load_problem(sys.argv[1]), EvaluatorConfig(concurrency=1))
+    try:
+        result = await ev.evaluate(sys.argv[2])
+    finally:
+        await ev.aclose()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"status": result.status, "error": result.error and result.error.message, "peak_mb": peak_mb}))
+
+asyncio.run(main())
+"""
 
 
-def _peak_rss_mb() -> float:
-    with open("/proc/self/status", encoding="ascii") as fh:
-        line = next(x for x in fh if x.startswith("VmHWM:"))
-    return int(line.split()[1]) / 1024
+def _evaluate_in_a_fresh_process(problem: Problem, code: str, tmp_path: Path) -> dict[str, Any]:
+    script = tmp_path / "peak.py"
+    script.write_text(_PEAK_RSS_SCRIPT)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(problem.root), code],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    reply: dict[str, Any] = json.loads(proc.stdout.splitlines()[-1])
+    return reply
 
 
-async def test_a_huge_report_costs_the_evaluator_little_memory(
-    make_problem: Callable[..., Problem], evaluator_for: Callable[..., LocalEvaluator]
+def test_a_huge_report_costs_the_evaluator_little_memory(
+    make_problem: Callable[..., Problem], tmp_path: Path
 ) -> None:
     # 60 MB of JSON: held and decoded, it would take the evaluator's memory up by hundreds of
     # megabytes. Cut at the problem's report limit, it is a bad_output that costs little.
     problem = make_problem(limits={"memory_mb": 1024, "max_report_kb": 64, "timeout_s": 10})
-    ev = evaluator_for(problem, concurrency=1)
-    code = "def run():\n    return {'x': 1, 'pad': 'x' * (60 * 2**20)}\n"
-    try:
-        await ev.evaluate("def run():\n    return {'x': 1}\n")
-        before = _reset_peak_rss()
-        result = await ev.evaluate(code)
-        growth = _peak_rss_mb() - before
-    finally:
-        await ev.aclose()
-    assert result.status is Status.BAD_OUTPUT and result.error is not None
-    assert "larger than 64 KB" in result.error.message
+    small = _evaluate_in_a_fresh_process(problem, "def run():\n    return {'x': 1}\n", tmp_path)
+    huge = "def run():\n    return {'x': 1, 'pad': 'x' * (60 * 2**20)}\n"
+    big = _evaluate_in_a_fresh_process(problem, huge, tmp_path)
+    assert small["status"] == "evaluated"
+    assert big["status"] == "bad_output" and "larger than 64 KB" in big["error"]
+    growth = big["peak_mb"] - small["peak_mb"]
     assert growth < 20, f"the evaluator grew by {growth:.0f} MB"
 
 
