@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evaluators.cgroup import PidsCgroup, pids_parent
-from evaluators.child import PR_SET_DUMPABLE, prctl
+from evaluators.child import PR_SET_DUMPABLE, prctl, remove_tree
 from evaluators.cold import ColdLauncher
 from evaluators.environment import candidate_env
 from evaluators.isolation import (
@@ -150,6 +150,9 @@ class SlotPool:
         self.isolation = await detect(s.isolation, s.python, s.bwrap)
         uids = self._lease.acquire(s.size)
         parent = pids_parent() if self.isolation.kind != "bwrap" else None
+        swept = sweep_stale([parent] if parent is not None else [])
+        if swept:
+            logger.info("removed %d slot folders and cgroups of ended runs", len(swept))
         slots = []
         for i in range(s.size):
             directory = _make_slot_dir(i)
@@ -251,17 +254,20 @@ class SlotPool:
             )
 
     def _warn_about_gaps(self, slot: Slot) -> None:
+        """Say, in one warning, which limits hold per process rather than per candidate here."""
         assert self.isolation is not None
-        if self.isolation.kind == "bwrap" and slot.uid is None and os.geteuid() != 0:
-            return  # unprivileged bubblewrap: the user namespace is the boundary
-        if slot.uid is None and slot.cgroup is None:
-            logger.warning(
-                "no sandbox uid and no pids cgroup are available: a fork bomb is limited only "
-                "by the wall-time limit, and descendants that leave the process group %s",
-                "die with the PID namespace"
-                if self.isolation.kind == "bwrap"
-                else "are tracked only through their parent processes",
+        gaps = [
+            "memory_mb and the CPU-time limit hold per process (a candidate's children each "
+            "get their own) for want of a memory and cpu cgroup per slot",
+            "its working directory's disk use is bounded per file (max_file_mb), not in total",
+        ]
+        unprivileged_bwrap = self.isolation.kind == "bwrap" and os.geteuid() != 0
+        if slot.uid is None and slot.cgroup is None and not unprivileged_bwrap:
+            gaps.append(
+                "with neither a sandbox uid nor a pids cgroup, a fork bomb is limited only by "
+                "the wall-time limit"
             )
+        logger.warning("not bounded per candidate on this machine: %s", "; ".join(gaps))
 
     async def aclose(self) -> None:
         """Stop templates, kill what is left in every slot, remove directories and cgroups."""
@@ -314,10 +320,49 @@ def _findable(module: str) -> bool:
 
 
 def _make_slot_dir(index: int) -> Path:
-    """A root-owned directory that the sandbox uid can enter but not write to."""
-    directory = Path(tempfile.mkdtemp(prefix=f"evolve-slot{index}-"))
+    """A root-owned directory that the sandbox uid can enter but not write to; its name holds
+    this process's pid, so a later evolve can tell it from a live one's."""
+    directory = Path(tempfile.mkdtemp(prefix=f"evolve-slot{index}-{os.getpid()}-"))
     directory.chmod(0o755)
     return directory
+
+
+def sweep_stale(parents: Sequence[Path]) -> list[Path]:
+    """Remove slot directories (in the temporary directory) and slot cgroups (in ``parents``)
+    that processes which no longer exist left behind: an evolve killed with SIGKILL cannot
+    clean up. Those of live processes, and what this user may not remove, are left alone.
+    Returns what was removed."""
+    removed = []
+    for path in Path(tempfile.gettempdir()).glob("evolve-slot*-*-*"):
+        owner = path.name.split("-")[2]
+        if owner.isdigit() and not _alive(int(owner)) and path.is_dir() and _owned(path):
+            remove_tree(str(path))
+            removed.append(path)
+    for parent in parents:
+        for path in parent.glob("evolve-*-*-*"):
+            owner = path.name.split("-")[1]
+            if owner.isdigit() and not _alive(int(owner)):
+                cgroup = PidsCgroup(path)
+                cgroup.remove()
+                removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _owned(path: Path) -> bool:
+    try:
+        return path.lstat().st_uid == os.geteuid()
+    except OSError:
+        return False
 
 
 def hidden_paths(problem_root: Path, extra: Sequence[Path] = ()) -> tuple[Path, ...]:

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -460,3 +461,29 @@ async def test_broken_scorer_is_a_user_error_not_a_candidate_failure(
             await ev.evaluate(problem.initial_code)
     finally:
         await ev.aclose()
+
+
+def _present(paths: list[Path]) -> list[Path]:
+    return [p for p in paths if os.path.lexists(p)]
+
+
+async def test_slot_folders_of_killed_runs_are_swept_at_start(
+    toy_problem: Problem, evaluator_for: Callable[..., LocalEvaluator]
+) -> None:
+    # An evolve killed with SIGKILL leaves its slot folders (with whatever its candidates
+    # wrote, locked or not); the next evaluator removes them, and never a live run's.
+    ended = await asyncio.create_subprocess_exec("true")
+    await ended.wait()
+    stale = Path(tempfile.mkdtemp(prefix=f"evolve-slot0-{ended.pid}-"))
+    locked = stale / "work" / "locked"
+    locked.mkdir(parents=True)
+    (locked / "f").write_text("x")
+    locked.chmod(0)
+    live = Path(tempfile.mkdtemp(prefix=f"evolve-slot0-{os.getpid()}-"))
+    ev = evaluator_for(toy_problem)
+    try:
+        assert (await ev.evaluate("def run():\n    return {'x': 2}\n")).metrics == {"score": 2.0}
+        assert _present([stale, live]) == [live]
+    finally:
+        await ev.aclose()
+        os.rmdir(live)
