@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from evaluators.environment import candidate_env
@@ -85,6 +85,7 @@ class LocalEvaluator:
                 hidden=hidden_paths(problem.root),
                 max_processes=problem.spec.limits.max_processes,
                 bwrap=config.bwrap,
+                memory_mb=problem.spec.limits.memory_mb,
             )
         )
         self._scorer = ScorerPool(
@@ -159,7 +160,15 @@ class LocalEvaluator:
         slot = await self._slots.acquire()
         try:
             assert slot.launcher is not None
-            return await run_candidate(slot.launcher, code, spec, slot.env, slot.confinement)
+            oom_kills = slot.oom_kills()
+            outcome = await run_candidate(slot.launcher, code, spec, slot.env, slot.confinement)
+            if outcome.status is not Status.EVALUATED and slot.oom_kills() > oom_kills:
+                message = (
+                    f"the program's processes together exceeded the memory limit of "
+                    f"{spec.memory_mb} MB"
+                )
+                outcome = replace(outcome, status=Status.MEMORY, message=message)
+            return outcome
         finally:
             self._slots.release(slot)
 

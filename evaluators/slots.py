@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evaluators.cgroup import PidsCgroup, pids_parent
+from evaluators.cgroup import MemoryCgroup, PidsCgroup, pids_parent
 from evaluators.child import PR_SET_DUMPABLE, prctl, remove_tree
 from evaluators.cold import ColdLauncher
 from evaluators.environment import candidate_env
@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 #: Processes a slot's cgroup allows beyond the problem's own limit (runner, helpers).
 _CGROUP_SLACK = 4
+#: Memory a slot's cgroup allows beyond the problem's limit: the supervisor and bubblewrap.
+_SUPERVISOR_MB = 256
 
 
 def deny_same_user_access() -> bool:
@@ -67,6 +69,7 @@ class Slot:
     env: dict[str, str] = field(default_factory=dict)  # the candidates' environment
     uid: int | None = None
     cgroup: PidsCgroup | None = None
+    memory: MemoryCgroup | None = None  # the whole sandbox's memory limit, where root can set one
     launcher: Launcher | None = None
     templates: list[WarmTemplate] = field(default_factory=list)
 
@@ -83,6 +86,10 @@ class Slot:
         """Kill everything in the slot's pids cgroup, if it has one (cheap; never raises)."""
         if self.cgroup is not None:
             self.cgroup.kill_all()
+
+    def oom_kills(self) -> int:
+        """Processes the kernel killed so far in the slot's memory cgroup (0 without one)."""
+        return self.memory.oom_kills() if self.memory is not None else 0
 
     def sweep(self) -> None:
         """Kill everything of this slot, however it escaped: its cgroup and every process of
@@ -105,6 +112,7 @@ class PoolSettings:
     hidden: tuple[Path, ...]  # host paths the candidate must not see (the problem folder)
     max_processes: int
     bwrap: str | None = None  # the bubblewrap executable; None: the system's, else the bundled
+    memory_mb: int = 0  # the problem's memory limit, applied per slot too where root can
 
 
 class SlotPool:
@@ -158,10 +166,22 @@ class SlotPool:
             directory = _make_slot_dir(i)
             slot = Slot(i, directory, uid=uids[i] if i < len(uids) else None)
             slot.env = candidate_env(slot.workdir, s.passthrough, os.environ)
-            if parent is not None:
-                name = f"evolve-{os.getpid()}-{id(self):x}-{i}"
+            name = f"evolve-{os.getpid()}-{id(self):x}-{i}"
+            if s.memory_mb:
+                limit = (s.memory_mb + _SUPERVISOR_MB) * 2**20
+                slot.memory = MemoryCgroup.create(f"{name}-memory", limit)
+            if parent is not None and slot.memory is not None and slot.memory.v2:
+                # one hierarchy: the candidate must stay in the memory cgroup it joins
+                slot.cgroup = PidsCgroup(slot.memory.path)
+                with contextlib.suppress(OSError):
+                    (slot.memory.path / "pids.max").write_text(
+                        str(s.max_processes + _CGROUP_SLACK)
+                    )
+            elif parent is not None:
                 slot.cgroup = PidsCgroup.create(parent, name, s.max_processes + _CGROUP_SLACK)
             slots.append(slot)
+        if slots[0].memory is not None:
+            sweep_stale([slots[0].memory.path.parent])
         self._slots = slots
         uid_problem = "" if uids else _no_uid()
         if uids:
@@ -185,6 +205,8 @@ class SlotPool:
         s = self._settings
         assert self.isolation is not None
         prefix = self.isolation.prefix(slot.directory, s.hidden)
+        if slot.memory is not None:  # the sandbox starts inside the slot's memory cgroup
+            prefix = ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', slot.memory.procs_file, *prefix]
         # Under bubblewrap the PID namespace dies with the supervisor; without it, only the
         # uid sweep finds descendants that escaped it.
         sweep_uid = self.isolation.kind != "bwrap"
@@ -257,10 +279,11 @@ class SlotPool:
         """Say, in one warning, which limits hold per process rather than per candidate here."""
         assert self.isolation is not None
         gaps = [
-            "memory_mb and the CPU-time limit hold per process (a candidate's children each "
-            "get their own) for want of a memory and cpu cgroup per slot",
+            "the CPU-time limit holds per process (a candidate's children each get their own)",
             "its working directory's disk use is bounded per file (max_file_mb), not in total",
         ]
+        if slot.memory is None:
+            gaps.insert(0, "memory_mb holds per process, for want of a memory cgroup per slot")
         unprivileged_bwrap = self.isolation.kind == "bwrap" and os.geteuid() != 0
         if slot.uid is None and slot.cgroup is None and not unprivileged_bwrap:
             gaps.append(
@@ -277,6 +300,10 @@ class SlotPool:
             slot.sweep()
             if slot.cgroup is not None:
                 slot.cgroup.remove()
+            if slot.memory is not None:
+                slot.memory.remove()
+                if slot.cgroup is not None and slot.cgroup.path == slot.memory.path:
+                    slot.cgroup = None
             shutil.rmtree(slot.directory, ignore_errors=True)
         self._slots = []
         self._queue = None

@@ -487,3 +487,38 @@ async def test_slot_folders_of_killed_runs_are_swept_at_start(
     finally:
         await ev.aclose()
         os.rmdir(live)
+
+
+async def test_memory_is_limited_per_candidate_not_per_process(
+    make_problem: Callable[..., Problem], evaluator_for: Callable[..., LocalEvaluator]
+) -> None:
+    # Four children of 300 MB each stay under a 512 MB limit per process, not together.
+    problem = make_problem(limits={"memory_mb": 512, "timeout_s": 20})
+    code = (
+        "import os, time\n"
+        "def run():\n"
+        "    kids = []\n"
+        "    for _ in range(4):\n"
+        "        pid = os.fork()\n"
+        "        if pid == 0:\n"
+        "            block = bytearray(300 * 2**20)\n"
+        "            for i in range(0, len(block), 4096):\n"
+        "                block[i] = 1\n"
+        "            time.sleep(3)\n"
+        "            os._exit(0)\n"
+        "        kids.append(pid)\n"
+        "    killed = sum(os.waitpid(pid, 0)[1] != 0 for pid in kids)\n"
+        "    return {'x': killed}\n"
+    )
+    ev = evaluator_for(problem, concurrency=1)
+    try:
+        result = await ev.evaluate(code)
+        held = ev._slots._slots[0].memory is not None
+    finally:
+        await ev.aclose()
+    if not held:  # no memory cgroup here (not root, or none delegated): the warning says so
+        assert result.metrics == {"score": 0.0}
+        return
+    # The kernel kills within the slot's cgroup: the candidate itself (a memory failure) or
+    # its children (which it sees, and reports).
+    assert result.status is Status.MEMORY or result.metrics["score"] > 0, result
