@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from evaluators.isolation import UNCONFINED, SandboxUnavailable
+from evaluators.isolation import UNCONFINED, SandboxUnavailable, bundled_bwrap
 from evaluators.local import LocalEvaluator
 from evolve.config import EvaluatorConfig
 from evolve.problem import Problem, load_problem
@@ -50,14 +50,20 @@ def adversarial_problem(tmp_path_factory: pytest.TempPathFactory) -> Problem:
     return load_problem(root)
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module", params=["bwrap", "process"])
+@pytest_asyncio.fixture(
+    scope="module", loop_scope="module", params=["bwrap", "bundled-bwrap", "process"]
+)
 async def sandbox(
     request: pytest.FixtureRequest, adversarial_problem: Problem
 ) -> AsyncIterator[LocalEvaluator]:
-    """One warm evaluator per isolation mode, shared by every case (the run goes on)."""
-    ev = LocalEvaluator(
-        adversarial_problem, EvaluatorConfig(concurrency=2, isolation=request.param)
-    )
+    """One warm evaluator per isolation mode, shared by every case (the run goes on):
+    bubblewrap as ``auto`` picks it (the system's where installed), the bundled one (what a
+    machine without a system bubblewrap uses), and none."""
+    if request.param == "bundled-bwrap":
+        config = EvaluatorConfig(concurrency=2, isolation="bwrap", bwrap=bundled_bwrap())
+    else:
+        config = EvaluatorConfig(concurrency=2, isolation=request.param)
+    ev = LocalEvaluator(adversarial_problem, config)
     try:
         try:
             await ev.evaluate("def run():\n    return {'x': 1}\n")
