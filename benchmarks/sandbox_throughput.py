@@ -69,7 +69,7 @@ async def measure(root: Path, code: str, mode: str, isolation: str, n: int, conc
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=40, help="candidates per measurement")
-    parser.add_argument("--isolation", default="auto", choices=["auto", "bwrap", "process"])
+    parser.add_argument("--isolation", default="auto", choices=["auto", "bwrap", "process", "unsafe-unconfined"])
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=3, help="take the median of this many runs")
     parser.add_argument("--backend", default="local", choices=["local", "ray"])

@@ -90,3 +90,87 @@ class PidsCgroup:
         self.kill_all()
         with contextlib.suppress(OSError):
             self.path.rmdir()
+
+
+_V1_MEMORY = Path("/sys/fs/cgroup/memory")
+
+
+def _own_v1_dir(controller: str) -> Path | None:
+    try:
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, names, path = line.split(":", 2)
+            if controller in names.split(","):
+                return Path("/sys/fs/cgroup") / controller / path.lstrip("/")
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+class MemoryCgroup:
+    """A slot's memory cgroup: one limit for its whole sandbox (supervisor, candidate and
+    every process, memfd, pipe and socket buffer the candidate makes), with no swap, and a
+    count of the processes the kernel killed for exceeding it.
+
+    Made where root can: cgroup v2 when this process's cgroup delegates the memory controller
+    to its children, else cgroup v1's memory hierarchy. :meth:`create` returns None elsewhere.
+    """
+
+    def __init__(self, path: Path, v2: bool) -> None:
+        self.path = path
+        self.v2 = v2
+
+    @classmethod
+    def create(cls, name: str, limit_bytes: int) -> MemoryCgroup | None:
+        if os.geteuid() != 0:
+            return None
+        own = _own_v2_dir()
+        if own is not None and "memory" in _read(own / "cgroup.subtree_control").split():
+            made = cls._make(own / name, True, limit_bytes)
+            if made is not None:
+                return made
+        v1 = _own_v1_dir("memory")
+        if v1 is not None and (v1 / "memory.limit_in_bytes").exists():
+            return cls._make(v1 / name, False, limit_bytes)
+        return None
+
+    @classmethod
+    def _make(cls, path: Path, v2: bool, limit_bytes: int) -> MemoryCgroup | None:
+        try:
+            path.mkdir(exist_ok=True)
+            if v2:
+                (path / "memory.max").write_text(str(limit_bytes))
+                with contextlib.suppress(OSError):
+                    (path / "memory.swap.max").write_text("0")
+            else:
+                (path / "memory.limit_in_bytes").write_text(str(limit_bytes))
+                with contextlib.suppress(OSError):  # no swap accounting: swap is not counted
+                    (path / "memory.memsw.limit_in_bytes").write_text(str(limit_bytes))
+        except OSError:
+            with contextlib.suppress(OSError):
+                path.rmdir()
+            return None
+        return cls(path, v2)
+
+    @property
+    def procs_file(self) -> str:
+        return str(self.path / "cgroup.procs")
+
+    def oom_kills(self) -> int:
+        """How many processes the kernel has killed in this cgroup for exceeding its limit."""
+        text = _read(self.path / ("memory.events" if self.v2 else "memory.oom_control"))
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill" and value.strip().isdigit():
+                return int(value)
+        return 0
+
+    def remove(self) -> None:
+        """Kill what is left in it and remove it."""
+        PidsCgroup(self.path).remove()
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""

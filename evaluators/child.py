@@ -9,7 +9,8 @@ fresh child and supervises it. The child
    whatever the candidate prints can never be mistaken for the result,
 2. applies the resource limits and, when started as root with a sandbox uid, drops to that uid
    (root ignores ``RLIMIT_NPROC``; an unprivileged uid makes the process limit bind and lets the
-   parent kill every process of that uid afterwards),
+   parent kill every process of that uid afterwards), then installs a seccomp filter (no new
+   user namespaces, no tracing of other processes),
 3. compiles and executes the candidate as a module, calls its entry function and writes one JSON
    report on the result channel, then leaves with ``os._exit`` so nothing the candidate
    registered (atexit, threads, finalizers) runs after the report.
@@ -28,6 +29,7 @@ import ctypes
 import fcntl
 import functools
 import gc
+import io
 import json
 import os
 import resource
@@ -55,6 +57,9 @@ _TRACE_LINES = 12
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 PR_SET_DUMPABLE = 4
+_PR_SET_NO_NEW_PRIVS = 38
+_PR_SET_SECCOMP = 22
+_SECCOMP_MODE_FILTER = 2
 _MEMORY_REPORT = b'{"status": "memory", "message": "MemoryError: the program ran out of memory"}'
 #: Where an interactive run's channel to its environment lands in the candidate (see
 #: ``evaluators/interactive.py``); the entry function is told the number as ``channel_fd``.
@@ -97,6 +102,29 @@ def read_memfd(fd: int) -> bytes:
         os.close(fd)
 
 
+def remove_tree(path: str) -> None:
+    """Remove ``path`` whatever a candidate did to it: directories it made unreadable or
+    unwritable to their owner are opened up (chmod) before their entries are removed. Nothing
+    here follows a link: ``rmtree`` does not, and chmod is applied only to what ``lstat`` found
+    to be a directory (the candidate's processes are dead by then, so nothing swaps it)."""
+
+    def open_up(_func: object, failed: str, _exc: object) -> None:
+        for directory in (os.path.dirname(failed), failed):
+            with contextlib.suppress(OSError):
+                if stat.S_ISDIR(os.lstat(directory).st_mode):
+                    os.chmod(directory, 0o700)
+        with contextlib.suppress(OSError):
+            if stat.S_ISDIR(os.lstat(failed).st_mode):
+                shutil.rmtree(failed, ignore_errors=True)
+            else:
+                os.unlink(failed)
+
+    for _ in range(3):
+        shutil.rmtree(path, onerror=open_up)
+        if not os.path.lexists(path):
+            return
+
+
 def clear_workdir(workdir: str) -> None:
     """Remove ``workdir`` and everything in it; what cannot be removed is renamed aside.
 
@@ -118,9 +146,37 @@ def clear_workdir(workdir: str) -> None:
         return
     except OSError:
         pass
-    shutil.rmtree(workdir, ignore_errors=True)
-    if os.path.lexists(workdir):  # e.g. a directory the candidate made unreadable to its owner
+    with contextlib.suppress(OSError):
+        remove_tree(workdir)
+    if os.path.lexists(workdir):  # e.g. a file system error: never reuse what is left
         os.rename(workdir, f"{workdir}.stale-{time.monotonic_ns()}")
+
+
+#: The sandbox's private scratch directories, emptied after every candidate under bubblewrap so
+#: that nothing a candidate leaves there (a cached answer) reaches the next one.
+SCRATCH_DIRS = ("/tmp", "/dev/shm")
+
+
+def scratch_skeleton() -> dict[str, set[str]]:
+    """What the scratch directories hold before any candidate ran (bubblewrap's mount points)."""
+    skeleton = {}
+    for directory in SCRATCH_DIRS:
+        with contextlib.suppress(OSError):
+            skeleton[directory] = set(os.listdir(directory))
+    return skeleton
+
+
+def clear_scratch(skeleton: dict[str, set[str]]) -> None:
+    """Remove everything a candidate added to the scratch directories."""
+    for directory, keep in skeleton.items():
+        with contextlib.suppress(OSError):
+            for name in os.listdir(directory):
+                if name not in keep:
+                    path = os.path.join(directory, name)
+                    if stat.S_ISDIR(os.lstat(path).st_mode):
+                        remove_tree(path)
+                    else:
+                        os.unlink(path)
 
 
 def prepare_workdir(workdir: str, code: str, uid: int | None) -> None:
@@ -140,11 +196,16 @@ def prepare_workdir(workdir: str, code: str, uid: int | None) -> None:
 
 
 def _jsonify(value: Any) -> Any:
-    """``default=`` hook for json: numpy arrays and scalars become lists and numbers."""
-    if hasattr(value, "tolist") and callable(value.tolist):
-        return value.tolist()
-    if hasattr(value, "item") and callable(value.item):
-        return value.item()
+    """``default=`` hook for json: numpy arrays and scalars become lists and numbers (a scalar
+    whose ``item()`` is itself, numpy's longdouble, becomes a float)."""
+    for method in ("tolist", "item"):
+        convert = getattr(value, method, None)
+        if callable(convert):
+            converted = convert()
+            if type(converted) is not type(value):
+                return converted
+            with contextlib.suppress(TypeError, ValueError, OverflowError):
+                return float(value)
     raise TypeError(f"the entry function returned a {type(value).__name__}, which is not JSON")
 
 
@@ -156,9 +217,18 @@ def _candidate_trace(exc: BaseException, code_file: str) -> str:
     return "\n".join(text[-_TRACE_LINES:])
 
 
+#: The stack limit when the inherited one is unlimited.
+_DEFAULT_STACK = 8 * 2**20
+
+
 def apply_limits(limits: dict[str, Any]) -> None:
-    """Apply rlimits in this process; they are inherited by everything it starts."""
+    """Apply rlimits in this process; they are inherited by everything it starts. Every hard
+    limit is set (the stack's too), so the candidate cannot raise any of them; the CPU time's
+    is a second above its soft one, so SIGKILL follows an ignored SIGXCPU."""
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    stack = resource.getrlimit(resource.RLIMIT_STACK)[0]
+    stack = _DEFAULT_STACK if stack == resource.RLIM_INFINITY else stack
+    resource.setrlimit(resource.RLIMIT_STACK, (stack, stack))
     cpu = limits.get("cpu_s")
     if cpu:
         soft = max(1, int(cpu + 0.999))
@@ -212,6 +282,89 @@ def prctl(option: int, arg: int) -> None:
         raise OSError(ctypes.get_errno(), f"prctl({option}) failed")
 
 
+#: (audit arch, syscall numbers) for the filter below: unshare, clone, ptrace,
+#: process_vm_readv, process_vm_writev; clone3 (435) and pidfd_getfd (438) are the same on both.
+_SECCOMP_ARCHES = {
+    "x86_64": (0xC000003E, (272, 56, 101, 310, 311)),
+    "aarch64": (0xC00000B7, (97, 220, 117, 270, 271)),
+}
+_CLONE_NEWUSER = 0x10000000
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = (
+        ("code", ctypes.c_ushort),
+        ("jt", ctypes.c_ubyte),
+        ("jf", ctypes.c_ubyte),
+        ("k", ctypes.c_uint),
+    )
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter)))
+
+
+def seccomp_program(machine: str) -> list[tuple[int, int, int, int]] | None:
+    """The candidate's seccomp filter as BPF instructions (None for an unknown machine).
+
+    It refuses new user namespaces (``unshare``/``clone`` with ``CLONE_NEWUSER``; ``clone3``,
+    whose flags a filter cannot read, answers ENOSYS and the C library falls back to ``clone``),
+    so a sandbox uid cannot gain capabilities to mount file systems; and it refuses tracing
+    another process (``ptrace``, ``process_vm_readv``/``writev``, ``pidfd_getfd``).
+    """
+    if machine not in _SECCOMP_ARCHES:
+        return None
+    arch, (unshare, clone, ptrace, vm_read, vm_write) = _SECCOMP_ARCHES[machine]
+    ld, jeq, jset, jge, ret = 0x20, 0x15, 0x45, 0x35, 0x06
+    allow, eperm, enosys = 0x7FFF0000, 0x00050000 | 1, 0x00050000 | 38
+    denied = (ptrace, vm_read, vm_write, 438)
+    # The return instructions sit at the end: ... ALLOW, (flags check: LD, JSET, ALLOW), EPERM,
+    # ENOSYS; every jump below counts the instructions between it and its target.
+    body: list[tuple[int, int, int, int]] = [(ld, 0, 0, 4)]  # arch
+    body.append((jeq, 1, 0, arch))
+    body.append((ret, 0, 0, allow))  # an unknown ABI: this filter does not apply
+    body.append((ld, 0, 0, 0))  # syscall number
+    tests: list[tuple[str, int, int]] = [("x32", jge, 0x40000000)]
+    tests += [("eperm", jeq, nr) for nr in denied]
+    tests += [("enosys", jeq, 435), ("flags", jeq, unshare), ("flags", jeq, clone)]
+    # layout after the tests: [ALLOW][LD arg0][JSET][ALLOW][EPERM][ENOSYS]
+    for i, (target, op, k) in enumerate(tests):
+        after = len(tests) - i - 1  # tests after this one
+        offset = {"x32": after + 4, "eperm": after + 4, "enosys": after + 5, "flags": after + 1}
+        body.append((op, offset[target], 0, k))
+    body += [
+        (ret, 0, 0, allow),
+        (ld, 0, 0, 16),  # the low word of the first argument (flags)
+        (jset, 1, 0, _CLONE_NEWUSER),
+        (ret, 0, 0, allow),
+        (ret, 0, 0, eperm),
+        (ret, 0, 0, enosys),
+    ]
+    return body
+
+
+@functools.cache
+def _seccomp_fprog() -> tuple[_SockFprog, ctypes.Array[_SockFilter]] | None:
+    """The filter for this machine in the kernel's layout, built once per supervisor."""
+    program = seccomp_program(os.uname().machine)
+    if program is None:
+        return None
+    filters = (_SockFilter * len(program))(*(_SockFilter(*ins) for ins in program))
+    return _SockFprog(len(program), filters), filters
+
+
+def apply_seccomp() -> None:
+    """Install :func:`seccomp_program` in this process (inherited by all it starts); after
+    ``no_new_privs``, which the filter needs and which also makes set-uid programs inert."""
+    built = _seccomp_fprog()
+    prctl(_PR_SET_NO_NEW_PRIVS, 1)
+    if built is None:
+        return
+    fprog = ctypes.byref(built[0])
+    if _libc().prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, fprog, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "seccomp filter refused")
+
+
 def join_cgroup(procs_file: str | None) -> None:
     """Enter the slot's pids cgroup so that every descendant is counted and can be killed."""
     if procs_file:
@@ -254,8 +407,21 @@ def run_candidate(cfg: dict[str, Any]) -> dict[str, Any]:
     return {"status": "ok", "output": output}
 
 
+#: Longest error message a report carries (a candidate's exception text can be any size).
+MAX_MESSAGE_CHARS = 4000
+
+
+def _cut(text: str) -> str:
+    if len(text) <= MAX_MESSAGE_CHARS:
+        return text
+    half = MAX_MESSAGE_CHARS // 2
+    return f"{text[:half]}\n[... {len(text) - 2 * half} characters cut ...]\n{text[-half:]}"
+
+
 def encode_report(report: dict[str, Any]) -> bytes:
     """Serialize a report; unserializable or non-finite output becomes a bad_output report."""
+    if "message" in report:
+        report["message"] = _cut(str(report["message"]))
     try:
         return json.dumps(report, default=_jsonify, allow_nan=False).encode()
     except MemoryError:
@@ -287,7 +453,9 @@ def execute(cfg: dict[str, Any], result_fd: int) -> None:
             join_cgroup(cfg.get("cgroup_procs"))
             apply_limits(cfg.get("limits", {}))
             drop_privileges(cfg.get("uid"), cfg.get("gid"))
+            prctl(PR_SET_DUMPABLE, 1)  # a change of uid cleared it
             prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+            apply_seccomp()
         except Exception as exc:
             write_all(result_fd, _setup_failure(exc))
             os._exit(0)
@@ -358,6 +526,9 @@ def _fork_candidate(
     try:
         if channel is not None:  # out of the way of the dup2s below
             channel = fcntl.fcntl(channel, fcntl.F_DUPFD_CLOEXEC, 10)
+        # The supervisor is not dumpable (see serve); its candidate may be, so that it can
+        # read its own /proc/self (its fds, its maps) as any program expects to.
+        prctl(PR_SET_DUMPABLE, 1)
         os.setsid()
         for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGINT, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_DFL)
@@ -378,9 +549,19 @@ def _fork_candidate(
             write_all(3, _setup_failure(setup_error))
             os._exit(0)
         os.chdir(workdir)
+        _unbuffered_output()
         execute(config, 3)
     finally:
         os._exit(70)
+
+
+def _unbuffered_output() -> None:
+    """Make ``sys.stdout`` and ``sys.stderr`` write through to their fds (``python -u``; ``-I``
+    ignores PYTHONUNBUFFERED), so what a candidate printed before it was killed is kept."""
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        raw = io.FileIO(fd, "w", closefd=False)
+        stream = io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace", write_through=True)
+        setattr(sys, name, stream)
 
 
 def _children_of(parent: int) -> list[int]:
@@ -521,6 +702,17 @@ def _supervise(
         os.close(pidfd)
 
 
+def _recv_token(sock: socket.socket) -> str:
+    """The message that follows a request: ``{"token": ...}``, which the reply must carry."""
+    received = _recv_message(sock)
+    if received is None:
+        os._exit(0)  # the pool is gone; the candidate dies with this process's namespace
+    message, fds = received
+    for fd in fds:
+        os.close(fd)
+    return str(message.get("token", ""))
+
+
 def _run_one(sock: socket.socket, request: dict[str, Any], channel: int | None = None) -> bytes:
     """Run one candidate start to end; the reply: a JSON header line, then the report and the
     head and tail of the output, raw."""
@@ -536,10 +728,14 @@ def _run_one(sock: socket.socket, request: dict[str, Any], channel: int | None =
     output = Capture(int(request["output_head"]), int(request["output_tail"]))
     open_pipes = {result_r: result, output_r: output}
     pid = _fork_candidate(workdir, [result_w, output_w], config, setup_error, channel)
+    # The request's token arrives only now, so no candidate (a copy of this process's memory
+    # at the fork) ever holds it; the reply carries it back.
+    token = _recv_token(sock)
     status, timed_out = _supervise(sock, pid, open_pipes, float(request["timeout_s"]))
     _kill_everything(pid)
     _drain(open_pipes, _DRAIN_S)
     header = {
+        "token": token,
         "pid": pid,
         "wait_status": status,
         "timed_out": timed_out,
@@ -556,6 +752,8 @@ def serve(sock_fd: int) -> None:
     Requests arrive on a unix SOCK_SEQPACKET socket (an inherited fd) as one JSON message each:
     ``{"workdir", "code", "config", "timeout_s", "report_max", "output_head", "output_tail"}``;
     one too large for a message is ``{"payload": "fd"}`` with a memfd attached that holds it.
+    Each request is followed by ``{"token": ...}``, read once the candidate is forked and
+    returned in the reply's header, so the pool credits a reply to the request it answers.
     For each, the template makes the working directory afresh (the candidate's file, an empty
     ``tmp``), forks the child with two pipes of its own (the private result channel, and
     stdout/stderr), reads them while it waits, kills the child's whole tree when it ends, at the
@@ -573,13 +771,22 @@ def serve(sock_fd: int) -> None:
     sock = socket.socket(fileno=sock_fd)
     with open(os.devnull, "wb") as null:
         os.dup2(null.fileno(), 1)
+    # Not dumpable: a candidate of the same uid can neither trace this process, read or write
+    # its memory, nor take its socket to the pool (pidfd_getfd, /proc/PID/fd). Under bubblewrap
+    # this process is also its PID namespace's init, to which the kernel delivers no signal from
+    # inside the namespace unless a handler is installed: SIGINT's default comes back for that.
+    prctl(PR_SET_DUMPABLE, 0)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     prctl(_PR_SET_CHILD_SUBREAPER, 1)
-    _libc()
+    _seccomp_fprog()
     for name in json.loads(os.environ.pop("EVOLVE_WARM_IMPORTS", "[]")):
         with contextlib.suppress(Exception):  # the candidate sees the real ImportError itself
             __import__(name)
     gc.collect()
     gc.freeze()
+    # Under bubblewrap (this process is its PID namespace's init) /tmp and /dev/shm belong to
+    # this sandbox alone: what a candidate leaves there goes after each run.
+    skeleton = scratch_skeleton() if os.getpid() == 1 else {}
     while True:
         received = _recv_message(sock)
         if received is None:
@@ -595,6 +802,7 @@ def serve(sock_fd: int) -> None:
         send_message(sock, _run_one(sock, request, channel), "evolve-reply")
         with contextlib.suppress(OSError):  # the next prepare tries again
             clear_workdir(request["workdir"])
+        clear_scratch(skeleton)
 
 
 if __name__ == "__main__":

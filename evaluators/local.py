@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from evaluators.child import CHANNEL_FD
@@ -55,6 +55,7 @@ def plan_stages(problem: Problem) -> list[_Stage]:
             max_processes=limits.max_processes,
             max_file_mb=limits.max_file_mb,
             max_output_kb=limits.max_output_kb,
+            max_report_bytes=limits.max_report_kb * 1024,
         )
 
     primary = spec.metrics.primary
@@ -87,6 +88,8 @@ class LocalEvaluator:
                 passthrough=problem.spec.env,
                 hidden=hidden_paths(problem.root),
                 max_processes=problem.spec.limits.max_processes,
+                bwrap=config.bwrap,
+                memory_mb=problem.spec.limits.memory_mb,
             )
         )
         self._scorer = ScorerPool(
@@ -183,9 +186,17 @@ class LocalEvaluator:
         slot = await self._slots.acquire()
         try:
             assert slot.launcher is not None
-            return await run_candidate(
+            oom_kills = slot.oom_kills()
+            outcome = await run_candidate(
                 slot.launcher, code, spec, slot.env, slot.confinement, channel_fd
             )
+            if outcome.status is not Status.EVALUATED and slot.oom_kills() > oom_kills:
+                message = (
+                    f"the program's processes together exceeded the memory limit of "
+                    f"{spec.memory_mb} MB"
+                )
+                outcome = replace(outcome, status=Status.MEMORY, message=message)
+            return outcome
         finally:
             self._slots.release(slot)
 

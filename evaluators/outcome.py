@@ -36,6 +36,7 @@ class Ending:
     timeout_s: float
     cpu_s: float
     max_report_bytes: int
+    supervisor_lost: bool = False
 
 
 _REPORT_STATUS = {
@@ -51,9 +52,20 @@ def decide(ending: Ending) -> tuple[Status, Any, str]:
     """Status, output and message for a run; the wall-time kill wins over everything else."""
     if ending.timed_out:
         return Status.TIMEOUT, None, f"exceeded the wall-time limit of {ending.timeout_s:g} s"
+    if ending.supervisor_lost:
+        return (
+            Status.EXCEPTION,
+            None,
+            "the sandbox's supervisor died or answered nonsense during the run (killed from "
+            "inside the sandbox, or by the system); the program's result is unknown",
+        )
     if ending.report_truncated:
-        limit_mb = ending.max_report_bytes / 2**20
-        return Status.BAD_OUTPUT, None, f"the output is larger than {limit_mb:g} MB of JSON"
+        limit_kb = ending.max_report_bytes // 1024
+        return (
+            Status.BAD_OUTPUT,
+            None,
+            f"the output is larger than {limit_kb} KB of JSON (limits.max_report_kb)",
+        )
     if ending.report:
         return _from_report(ending.report)
     return _from_exit(ending)
@@ -71,7 +83,20 @@ def _from_report(data: bytes) -> tuple[Status, Any, str]:
         return Status.EVALUATED, report["output"], ""
     status = _REPORT_STATUS.get(str(kind), Status.BAD_OUTPUT)
     message = str(report.get("message") or _DEFAULT_MESSAGE.get(status, "unreadable report"))
-    return status, None, message
+    return status, None, bounded(message)
+
+
+#: Longest error text kept from a candidate (it reaches the database and the next prompt).
+MAX_MESSAGE_CHARS = 4000
+
+
+def bounded(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``text`` cut to about ``limit`` characters, keeping its start and its end (where a
+    traceback's exception is) and saying how much was dropped."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n[... {len(text) - 2 * half} characters cut ...]\n{text[-half:]}"
 
 
 _DEFAULT_MESSAGE = {Status.MEMORY: "MemoryError: the program ran out of memory"}

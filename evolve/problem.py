@@ -55,6 +55,9 @@ class Limits(_Spec):
     max_processes: int = Field(default=64, ge=1)
     max_file_mb: int = Field(default=64, ge=1)
     max_output_kb: int = Field(default=64, ge=1, description="captured stdout/stderr kept")
+    max_report_kb: int = Field(
+        default=1024, ge=1, le=64 * 1024, description="largest JSON value a program may return"
+    )
 
 
 class BestKnown(_Spec):

@@ -727,21 +727,6 @@ class Database:
             keys = tuple(result.keys())
             return [dict(zip(keys, row, strict=True)) for row in result.tuples()]
 
-    def program_call(self, program_id: str) -> dict[str, Any] | None:
-        """The model call whose reply made the program: prompt, reply, model, tokens, cost,
-        error (None: the program came from no call, as the initial one)."""
-        with self._tx() as s:
-            call_id = s.scalar(select(ProgramRow.llm_call_id).where(ProgramRow.id == program_id))
-            row = s.get(LLMCallRow, call_id) if call_id is not None else None
-            if row is None:
-                return None
-            return {
-                "id": row.id, "model": row.model, "mode": row.mode, "prompt": row.prompt,
-                "reply": row.reply, "input_tokens": row.input_tokens,
-                "output_tokens": row.output_tokens, "latency_s": row.latency_s,
-                "cost_usd": row.cost_usd, "error_kind": row.error_kind,
-                "error_message": row.error_message,
-            }
 
     def children_of(self, program_id: str) -> list[dict[str, Any]]:
         """The programs made from ``program_id`` as their parent: id, iteration, status, score."""

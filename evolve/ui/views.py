@@ -15,7 +15,7 @@ from typing import Any
 from evolve.database import Database
 from evolve.database.models import RunRow
 from evolve.records import FAILURES, Status
-from evolve.report import run_state
+from evolve.runread import run_state
 from evolve.ui.catalog import RunMeta
 
 FAILURE_KINDS = tuple(sorted(s.value for s in FAILURES))

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from evaluators.isolation import UNCONFINED, SandboxUnavailable
 from evaluators.local import LocalEvaluator
 from evolve.config import EvaluatorConfig
 from evolve.problem import Problem, load_problem
@@ -65,3 +66,17 @@ def evaluator_for() -> Callable[[Problem], LocalEvaluator]:
         return LocalEvaluator(problem, EvaluatorConfig(**{"concurrency": 2, **cfg}))
 
     return build
+
+
+async def without_namespaces(problem: Problem, **cfg: Any) -> LocalEvaluator:
+    """An evaluator with no bubblewrap: a sandbox uid where this setup has one (root, an
+    interpreter that uid can read), else the explicit unconfined opt-in; started."""
+    ev = LocalEvaluator(problem, EvaluatorConfig(**{"concurrency": 2, **cfg, "isolation": "process"}))
+    try:
+        await ev.evaluate("def run():\n    return {'x': 1}\n")
+        return ev
+    except SandboxUnavailable:
+        await ev.aclose()
+    ev = LocalEvaluator(problem, EvaluatorConfig(**{"concurrency": 2, **cfg, "isolation": UNCONFINED}))
+    await ev.evaluate("def run():\n    return {'x': 1}\n")
+    return ev

@@ -1,16 +1,20 @@
 """Adversarial candidates: each must end with the right status, leave nothing running, and
 leave the evaluator able to go on.
 
-Every case runs under bubblewrap and under plain process isolation. Where the two modes give
-different guarantees (network, file system, other processes' environments), each test asserts
-exactly what its mode guarantees, so that a regression in either mode fails.
+Every case runs under bubblewrap and without it: plain process isolation with a sandbox uid where
+that is available (root, and an interpreter the uid can read), else the explicit unconfined
+opt-in, whose limits and kills must hold all the same. Where the modes give different guarantees
+(network, file system, other processes' environments), each test asserts exactly what its mode
+guarantees, so that a regression in either mode fails.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,6 +22,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from evaluators.isolation import UNCONFINED, SandboxUnavailable, bundled_bwrap
 from evaluators.local import LocalEvaluator
 from evolve.config import EvaluatorConfig
 from evolve.problem import Problem, load_problem
@@ -45,17 +50,29 @@ def adversarial_problem(tmp_path_factory: pytest.TempPathFactory) -> Problem:
     return load_problem(root)
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module", params=["bwrap", "process"])
+@pytest_asyncio.fixture(
+    scope="module", loop_scope="module", params=["bwrap", "bundled-bwrap", "process"]
+)
 async def sandbox(
     request: pytest.FixtureRequest, adversarial_problem: Problem
 ) -> AsyncIterator[LocalEvaluator]:
-    """One warm evaluator per isolation mode, shared by every case (the run goes on)."""
-    if request.param == "bwrap" and shutil.which("bwrap") is None:
-        pytest.skip("bubblewrap is not installed (apt-get install bubblewrap)")
-    ev = LocalEvaluator(
-        adversarial_problem, EvaluatorConfig(concurrency=2, isolation=request.param)
-    )
+    """One warm evaluator per isolation mode, shared by every case (the run goes on):
+    bubblewrap as ``auto`` picks it (the system's where installed), the bundled one (what a
+    machine without a system bubblewrap uses), and none."""
+    if request.param == "bundled-bwrap":
+        config = EvaluatorConfig(concurrency=2, isolation="bwrap", bwrap=bundled_bwrap())
+    else:
+        config = EvaluatorConfig(concurrency=2, isolation=request.param)
+    ev = LocalEvaluator(adversarial_problem, config)
     try:
+        try:
+            await ev.evaluate("def run():\n    return {'x': 1}\n")
+        except SandboxUnavailable:  # "process" needs a sandbox uid this setup has not got
+            assert request.param == "process"
+            await ev.aclose()
+            ev = LocalEvaluator(
+                adversarial_problem, EvaluatorConfig(concurrency=2, isolation=UNCONFINED)
+            )
         yield ev
     finally:
         await ev.aclose()
@@ -192,7 +209,7 @@ async def test_closing_stdout_does_not_lose_the_result(sandbox: LocalEvaluator) 
         ("float('nan')", "NaN or infinity"),
         ("float('inf')", "NaN or infinity"),
         ("object()", "not JSON"),
-        ("'x' * (70 * 2**20)", "larger than 64 MB"),
+        ("'x' * (2 * 2**20)", "larger than 1024 KB"),
     ],
 )
 async def test_unusable_outputs_are_bad_output(
@@ -250,7 +267,7 @@ async def test_parent_environment_is_not_readable(sandbox: LocalEvaluator) -> No
     # are hidden by the PID namespace (bwrap) or by running as another uid (1); a candidate
     # running as the host's own user without bubblewrap can read them (same uid), which is why
     # that setup is warned about.
-    exposed = sandbox.isolation is not None and sandbox.isolation.kind == "process"
+    exposed = sandbox.isolation is not None and sandbox.isolation.kind != "bwrap"
     assert result.metrics == {"score": float(exposed and _as_host_user(sandbox))}
 
 
@@ -387,3 +404,96 @@ async def test_syntax_error(sandbox: LocalEvaluator) -> None:
 async def test_missing_module_is_an_exception(sandbox: LocalEvaluator) -> None:
     code = "import evolve_no_such_module\ndef run():\n    return {'x': 1}\n"
     await _check(sandbox, code, Status.EXCEPTION, "ModuleNotFoundError")
+
+
+async def test_no_user_namespace_to_gain_capabilities_in(sandbox: LocalEvaluator) -> None:
+    # In a user namespace of its own a candidate holds every capability there: it could mount
+    # a tmpfs as large as the machine's memory. Refused in every mode, also via the raw clone.
+    code = (
+        "import ctypes, os\n"
+        "def run():\n"
+        "    libc = ctypes.CDLL(None, use_errno=True)\n"
+        "    got = 0\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n"
+        "        os._exit(0 if libc.unshare(0x10000000 | 0x20000) == 0 else 1)\n"
+        "    if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0:\n"
+        "        got += 1\n"
+        "    pid = libc.syscall(56 if os.uname().machine == 'x86_64' else 220, 0x10000000 | 17, 0, 0, 0, 0)\n"
+        "    if pid == 0:\n"
+        "        os._exit(0)\n"
+        "    if pid > 0:\n"
+        "        os.waitpid(pid, 0)\n"
+        "        got += 2\n"
+        "    return {'x': got}\n"
+    )
+    result = await _check(sandbox, code, Status.EVALUATED)
+    assert result.metrics == {"score": 0.0}
+
+
+def _host_secrets() -> list[str]:
+    """Files on this machine a candidate has no business reading: the shipped problems'
+    scorers in this checkout, what sits beside the checkout (other checkouts), and anything in
+    the home directories."""
+    checkout = Path(__file__).resolve().parents[2]
+    found = sorted(str(p) for p in (checkout / "problems").glob("*/scorer.py"))[:3]
+    interpreter = Path(sys.prefix).resolve()  # a venv beside the checkout is needed
+    beside = [p for p in sorted(checkout.parent.iterdir()) if p != checkout]
+    found += [str(p) for p in beside if not interpreter.is_relative_to(p)][:3]
+    for home in ("/root", *(str(p) for p in Path("/home").glob("*"))):
+        with contextlib.suppress(OSError):
+            found += [str(p) for p in sorted(Path(home).iterdir())][:3]
+    return found
+
+
+async def test_only_what_python_needs_is_visible_under_bwrap(sandbox: LocalEvaluator) -> None:
+    secrets = _host_secrets()
+    assert secrets  # the checkout ships problems, so there is always something to look for
+    code = (
+        "import os\n"
+        "def run():\n"
+        f"    return {{'x': sum(os.path.lexists(p) for p in {secrets!r})}}\n"
+    )
+    result = await _check(sandbox, code, Status.EVALUATED)
+    in_bwrap = sandbox.isolation is not None and sandbox.isolation.kind == "bwrap"
+    if in_bwrap:
+        assert result.metrics == {"score": 0.0}, secrets
+    else:  # without namespaces the file system is the host's (README says so)
+        assert result.metrics["score"] > 0
+
+
+async def test_what_a_killed_candidate_printed_is_kept(sandbox: LocalEvaluator) -> None:
+    # Block-buffered output would die with the process at its wall-time limit.
+    code = "import time\ndef run():\n    print('got this far')\n    time.sleep(60)\n"
+    result = await _check(sandbox, code, Status.TIMEOUT)
+    assert "got this far" in result.stdout_tail
+
+
+async def test_no_limit_can_be_raised_by_the_candidate(sandbox: LocalEvaluator) -> None:
+    code = (
+        "import resource\n"
+        "def run():\n"
+        "    raised = 0\n"
+        "    for name in ('RLIMIT_STACK', 'RLIMIT_CPU', 'RLIMIT_AS', 'RLIMIT_FSIZE', 'RLIMIT_CORE'):\n"
+        "        soft, hard = resource.getrlimit(getattr(resource, name))\n"
+        "        if hard == resource.RLIM_INFINITY or hard > soft + 1:\n"
+        "            raised += 1\n"
+        "    return {'x': raised}\n"
+    )
+    result = await _check(sandbox, code, Status.EVALUATED)
+    assert result.metrics == {"score": 0.0}
+
+
+async def test_a_numpy_long_double_is_a_number_not_a_nesting_error(
+    sandbox: LocalEvaluator,
+) -> None:
+    code = "import numpy as np\ndef run():\n    return {'x': np.longdouble(2.5)}\n"
+    result = await _check(sandbox, code, Status.EVALUATED)
+    assert result.metrics == {"score": 2.5}
+
+
+async def test_a_huge_exception_message_is_cut(sandbox: LocalEvaluator) -> None:
+    code = "def run():\n    raise ValueError('y' * 10**6 + 'THE END')\n"
+    result = await _check(sandbox, code, Status.EXCEPTION, "THE END")
+    assert result.error is not None and len(result.error.message) < 5000
+    assert "characters cut" in result.error.message

