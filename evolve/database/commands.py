@@ -13,11 +13,11 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from sqlalchemy import JSON, Engine, String, Text, insert, select
+from sqlalchemy import JSON, Engine, String, Text, insert, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from evolve.database.models import Base, utcnow
-from evolve.errors import UserError
+from evolve.errors import UserError, one_line
 from evolve.text import MAX_CODE_CHARS
 
 #: What ``budget`` may change, and the type of each value.
@@ -140,3 +140,31 @@ class CommandLog:
             }
             for r in rows
         ]
+
+    def pending(self, run_id: str) -> list[tuple[int, Command]]:
+        """The commands the run has not applied yet, oldest first (what its controller polls)."""
+        self._table()
+        q = (
+            select(RunCommandRow.id, RunCommandRow.kind, RunCommandRow.args)
+            .where(RunCommandRow.run_id == run_id, RunCommandRow.applied_at.is_(None))
+            .order_by(RunCommandRow.id)
+        )
+        with self._engine.connect() as conn:
+            rows = conn.execute(q).all()
+        out = []
+        for number, kind, args in rows:
+            try:
+                out.append((int(number), Command(kind=kind, args=dict(args or {}))))
+            except ValidationError as exc:  # written by hand or by another version: refused, recorded
+                self.mark_applied(int(number), f"refused: {one_line(exc)}")
+        return out
+
+    def mark_applied(self, number: int, outcome: str) -> None:
+        """Record that the controller acted on command ``number``, and how."""
+        self._table()
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(RunCommandRow)
+                .where(RunCommandRow.id == number)
+                .values(applied_at=utcnow(), outcome=outcome[:2000])
+            )
