@@ -54,6 +54,14 @@ class DatabaseConfig(_Cfg):
 
 
 class SearchConfig(_Cfg):
+    """The ``search/`` group: which strategy picks parents, and its knobs (see evolve.search)."""
+
+    strategy: str = Field(
+        default="map_elites",
+        min_length=1,
+        description="map_elites, greedy, random, or a user's class as 'package.module:ClassName'",
+    )
+    tournament_size: int = Field(default=3, ge=1, description="greedy: programs drawn per tournament")
     islands: int = Field(default=2, ge=1)
     migration_interval: int = Field(default=25, ge=1, description="generations between migrations")
     migration_count: int = Field(default=1, ge=1, description="elites each island sends")
