@@ -39,6 +39,7 @@ from evolve.llm.replay import ReplayLLM, prompt_key
 from evolve.paths import bundled_dir
 from evolve.problem import Problem, load_problem
 from evolve.prompts import PromptBuilder
+from evolve.search import StrategyContext, build_strategy
 
 DB_FILE = "evolve.db"
 log = logging.getLogger(__name__)
@@ -154,6 +155,7 @@ def build_controller(
         on_progress=on_progress,
         lease=lease,
         started_at=started_at,
+        strategy=build_strategy(StrategyContext(problem, config.search, config.llm.mode_weights, config.target_score)),
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from evolve.errors import UserError
 from evolve.llm.config import LLMConfig
@@ -53,6 +53,10 @@ class DatabaseConfig(_Cfg):
     echo: bool = False
 
 
+#: The strategies evolve ships (``search=<name>``); anything else is a user's import path.
+BUILTIN_STRATEGIES = ("map_elites", "greedy", "random")
+
+
 class SearchConfig(_Cfg):
     """The ``search/`` group: which strategy picks parents, and its knobs (see evolve.search)."""
 
@@ -61,6 +65,16 @@ class SearchConfig(_Cfg):
         min_length=1,
         description="map_elites, greedy, random, or a user's class as 'package.module:ClassName'",
     )
+    @field_validator("strategy")
+    @classmethod
+    def _strategy_form(cls, v: str) -> str:
+        if v not in BUILTIN_STRATEGIES and ":" not in v:
+            raise ValueError(
+                f"'{v}' is neither a built-in ({', '.join(BUILTIN_STRATEGIES)}) "
+                "nor an import path 'package.module:ClassName'"
+            )
+        return v
+
     tournament_size: int = Field(default=3, ge=1, description="greedy: programs drawn per tournament")
     islands: int = Field(default=2, ge=1)
     migration_interval: int = Field(default=25, ge=1, description="generations between migrations")

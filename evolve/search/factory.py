@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
+from evolve.config import BUILTIN_STRATEGIES
 from evolve.errors import UserError
 from evolve.search.baselines import Greedy, RandomSearch
 from evolve.search.map_elites import MapElites
@@ -15,6 +16,9 @@ BUILTIN: dict[str, Callable[[StrategyContext], SearchStrategy]] = {
     "greedy": Greedy,
     "random": RandomSearch,
 }
+
+
+assert tuple(BUILTIN) == BUILTIN_STRATEGIES, "evolve.config.BUILTIN_STRATEGIES is out of date"
 
 
 def build_strategy(ctx: StrategyContext) -> SearchStrategy:

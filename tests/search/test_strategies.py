@@ -141,7 +141,6 @@ def test_a_users_strategy_loads_by_import_path(toy_problem: Problem) -> None:
 @pytest.mark.parametrize(
     ("path", "message"),
     [
-        ("hill_climb", "neither a built-in"),
         ("no_such_module_xyz:Thing", "cannot import 'no_such_module_xyz'"),
         (f"{__name__}:Missing", "has no class or function 'Missing'"),
         (f"{__name__}:NotAStrategy", "lacks the SearchStrategy methods"),
@@ -151,6 +150,13 @@ def test_a_bad_strategy_path_is_an_error_naming_the_field(toy_problem: Problem, 
     with pytest.raises(UserError, match=r"search\.strategy") as info:
         build_strategy(StrategyContext(toy_problem, SearchConfig(strategy=path), {"diff": 1.0}))
     assert message in str(info.value)
+
+
+def test_a_strategy_name_that_is_no_builtin_nor_path_is_refused_at_load() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="neither a built-in"):
+        SearchConfig(strategy="hill_climb")
 
 
 def test_a_target_score_stops_once(toy_problem: Problem) -> None:
