@@ -54,7 +54,7 @@ class DatabaseConfig(_Cfg):
 
 
 #: The strategies evolve ships (``search=<name>``); anything else is a user's import path.
-BUILTIN_STRATEGIES = ("map_elites", "greedy", "random")
+BUILTIN_STRATEGIES = ("map_elites", "greedy", "random", "pareto")
 
 
 class SearchConfig(_Cfg):
@@ -76,6 +76,7 @@ class SearchConfig(_Cfg):
         return v
 
     tournament_size: int = Field(default=3, ge=1, description="greedy: programs drawn per tournament")
+    population: int = Field(default=64, ge=2, description="pareto: programs kept by non-dominated sorting")
     islands: int = Field(default=2, ge=1)
     migration_interval: int = Field(default=25, ge=1, description="generations between migrations")
     migration_count: int = Field(default=1, ge=1, description="elites each island sends")

@@ -120,3 +120,24 @@ def test_a_strategy_that_does_not_import_leaves_no_run_behind(toy_dir: Path, tmp
     assert r.returncode != 0
     assert "search.strategy: cannot import 'no_such_pkg_xyz'" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "runs" / "r").exists()
+
+
+def test_pareto_runs_from_the_cli_on_objectives_declared_in_problem_yaml(toy_dir: Path, tmp_path: Path) -> None:
+    import yaml
+
+    spec = yaml.safe_load((toy_dir / "problem.yaml").read_text())
+    spec["metrics"]["objectives"] = {"energy": "minimize", "code_length": "minimize"}
+    (toy_dir / "problem.yaml").write_text(yaml.safe_dump(spec))
+    r = evolve("run", f"problem={toy_dir}", "search=pareto", "max_iterations=4", "run_name=r",
+               "progress=false", "evaluator.concurrency=1", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    con = sqlite3.connect(tmp_path / "runs" / "r" / "evolve.db")
+    stored = json.loads(con.execute("select config from runs").fetchone()[0])
+    assert stored["search"]["strategy"] == "pareto" and stored["search"]["population"] == 64
+
+
+def test_pareto_without_objectives_is_a_one_line_error(toy_dir: Path, tmp_path: Path) -> None:
+    r = evolve("run", f"problem={toy_dir}", "search=pareto", "run_name=r", cwd=tmp_path)
+    assert r.returncode != 0
+    assert "metrics.objectives" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "runs" / "r").exists()

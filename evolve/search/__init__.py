@@ -4,6 +4,7 @@ from evolve.search.baselines import Greedy, RandomSearch
 from evolve.search.factory import BUILTIN, build_strategy
 from evolve.search.history import History
 from evolve.search.map_elites import MapElites
+from evolve.search.pareto import Pareto
 from evolve.search.protocol import Applied, SearchStrategy, Selection, StrategyContext
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "Greedy",
     "History",
     "MapElites",
+    "Pareto",
     "RandomSearch",
     "SearchStrategy",
     "Selection",

@@ -9,12 +9,14 @@ from evolve.config import BUILTIN_STRATEGIES
 from evolve.errors import UserError
 from evolve.search.baselines import Greedy, RandomSearch
 from evolve.search.map_elites import MapElites
+from evolve.search.pareto import Pareto
 from evolve.search.protocol import SearchStrategy, StrategyContext
 
 BUILTIN: dict[str, Callable[[StrategyContext], SearchStrategy]] = {
     "map_elites": MapElites,
     "greedy": Greedy,
     "random": RandomSearch,
+    "pareto": Pareto,
 }
 
 
