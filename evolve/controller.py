@@ -19,12 +19,12 @@ import numpy as np
 
 from evaluators.base import Evaluator
 from evolve.budgets import Budgets
-from evolve.codehash import code_hash
 from evolve.config import RunConfig
 from evolve.database import Database
 from evolve.database.lease import LeaseLost, RunLease
 from evolve.errors import UserError, one_line
 from evolve.evaluations import Evaluations
+from evolve.initial import evaluate_initial
 from evolve.llm.base import LLM, LLMError
 from evolve.outcomes import Progress, RunAborted, RunHalted, RunSummary
 from evolve.problem import Problem
@@ -113,7 +113,9 @@ class Controller:
             await self._load()
             first = self._done.get(0)
             if first is None:
-                await self._evaluate_initial()
+                self._done[0] = await evaluate_initial(
+                    self.problem, self.run_id, self._evals, self._recorder, self._pending.pop(0, None)
+                )
             elif first.status is not Status.EVALUATED:
                 raise UserError(
                     f"run '{self.run_id}' cannot go on: its initial program failed ({first.status.value}: "
@@ -173,41 +175,6 @@ class Controller:
         for p in await self._recorder.call(self._db.programs, self.run_id):
             (self._pending if p.status is Status.PENDING else self._done)[p.iteration] = p
             self._evals.remember(p)
-
-    async def _evaluate_initial(self) -> None:
-        code = self.problem.initial_code
-        loaded = self._pending.pop(0, None)
-        p0 = loaded or Program(
-            id=program_id(self.run_id, 0), run_id=self.run_id, iteration=0, parent_id=None, island=0,
-            generation=0, code=code, code_hash=code_hash(code), status=Status.PENDING, mode="initial",
-        )
-        if loaded is None:
-            await self._recorder.program(p0)
-        finished = await self._evals.evaluate(p0)
-        if finished.status is not Status.EVALUATED:
-            msg = finished.error.message if finished.error else finished.status.value
-            what = "the scorer crashed on the initial program" if finished.status is Status.SCORER_ERROR else "the initial program failed"
-            raise UserError(
-                f"{self.problem.root / self.problem.spec.initial_program}: {what} "
-                f"({finished.status.value}): {one_line(msg, last=True)}"
-            )
-        self._check_features(finished)
-        self._done[0] = finished
-
-    def _check_features(self, initial: Program) -> None:
-        """A feature dimension must be a metric the scorer returns: one it never returns would
-        put every program in one cell and silently collapse the archive."""
-        missing = [
-            f.name
-            for f in self.problem.spec.features
-            if f.name not in ("code_length", "line_count") and f.name not in initial.metrics
-        ]
-        if missing:
-            raise UserError(
-                f"{self.problem.root / 'problem.yaml'}: features: the scorer returned no metric "
-                f"{', '.join(repr(m) for m in missing)} for the initial program "
-                f"(it returned: {', '.join(sorted(initial.metrics)) or 'nothing'})"
-            )
 
     # -- scheduling ---------------------------------------------------------------------------
     def _spawn(self, coro: Any) -> None:
