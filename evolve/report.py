@@ -26,6 +26,7 @@ from evolve.errors import UserError, one_line
 from evolve.problem import Problem, load_problem, problems_dirs
 from evolve.records import Program, Status
 from evolve.runpage import ModelSummary, run_page
+from evolve.search.pareto import front_of, objective_vector
 
 
 def _run_row(db: Database, run_id: str) -> RunRow:
@@ -123,6 +124,15 @@ def run_status(db: Database, run_id: str) -> RenderableType:
     gain = f"  ({best_score - init_score:+.6g})" if best_score is not None and init_score is not None else ""
     head.add_row(f"best {primary}", f"{fmt_score(best_score)}{gain}   program {best.id if best else '-'}")
     head.add_row("initial", fmt_score(init_score))
+    strategy = str(row.config.get("search", {}).get("strategy", "map_elites"))
+    head.add_row("search", strategy)
+    if strategy == "pareto" and problem.spec.metrics.objectives:
+        objectives = problem.spec.metrics.objectives
+        front = front_of(programs, objectives)
+        head.add_row("front", Text("\n".join(
+            f"{p.id}  " + "  ".join(f"{k}={objective_vector(p, {k: 'maximize'})[0]:.6g}" for k in objectives)
+            for p in front
+        )))
     if problem.spec.best_known:
         head.add_row("best known", f"{problem.spec.best_known.value:.10g}  ({problem.spec.best_known.source})")
     head.add_row("started / updated", f"{row.created_at:%Y-%m-%d %H:%M:%S} / {row.updated_at:%Y-%m-%d %H:%M:%S}")
@@ -142,7 +152,7 @@ def run_status(db: Database, run_id: str) -> RenderableType:
     islands.add_column("island")
     islands.add_column("cells", justify="right")
     islands.add_column("best", justify="right")
-    n_islands = int(row.config.get("search", {}).get("islands", 1))
+    n_islands = int(row.config.get("search", {}).get("islands", 1)) if strategy == "map_elites" else 1
     n_cells = math.prod(f.bins for f in problem.spec.features) if problem.spec.features else 1
     for i in range(n_islands):
         mine = [p for p in programs if p.status is Status.EVALUATED and (p.island == i or p.iteration == 0)]

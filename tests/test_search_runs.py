@@ -141,3 +141,21 @@ def test_pareto_without_objectives_is_a_one_line_error(toy_dir: Path, tmp_path: 
     assert r.returncode != 0
     assert "metrics.objectives" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "runs" / "r").exists()
+
+
+def test_status_names_the_strategy_and_shows_the_pareto_front(toy_dir: Path, tmp_path: Path) -> None:
+    import yaml
+
+    spec = yaml.safe_load((toy_dir / "problem.yaml").read_text())
+    spec["metrics"]["objectives"] = {"energy": "minimize", "code_length": "minimize"}
+    (toy_dir / "problem.yaml").write_text(yaml.safe_dump(spec))
+    r = evolve("run", f"problem={toy_dir}", "search=pareto", "max_iterations=6", "run_name=r",
+               "progress=false", "evaluator.concurrency=1", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    status = evolve("status", "r", cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    assert "pareto" in status.stdout and "front" in status.stdout
+    con = sqlite3.connect(tmp_path / "runs" / "r" / "evolve.db")
+    rows = con.execute("select id, score, length(code) from programs where status = 'evaluated'").fetchall()
+    front = [i for i, e, n in rows if not any(e2 <= e and n2 <= n and (e2 < e or n2 < n) for _, e2, n2 in rows)]
+    assert front and all(pid in status.stdout for pid in front)

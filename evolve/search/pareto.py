@@ -90,6 +90,12 @@ def objective_vector(program: Program, objectives: Mapping[str, str]) -> Vector:
     return tuple(out)
 
 
+def front_of(programs: Sequence[Program], objectives: Mapping[str, str]) -> list[Program]:
+    """The evaluated programs no other evaluated program dominates (for ``status``)."""
+    scored = [(p, objective_vector(p, objectives)) for p in programs if p.status.value == "evaluated"]
+    return [p for p, v in scored if not any(dominates(w, v) for _, w in scored)]
+
+
 class Pareto:
     """NSGA-II survival and tournament selection behind the ask/tell protocol."""
 
@@ -161,4 +167,4 @@ class Pareto:
         return self.history.selection(iteration, rng, island=0, parent=parent, mode=mode, top=top, other=other)
 
 
-__all__ = ["Pareto", "crowding_distance", "dominates", "non_dominated_sort", "objective_vector"]
+__all__ = ["Pareto", "crowding_distance", "dominates", "front_of", "non_dominated_sort", "objective_vector"]
