@@ -1,8 +1,10 @@
 """evolve: LLM-driven evolutionary algorithm discovery.
 
-The package's parts, in data-flow order: ``problem`` (problem.yaml), ``archive`` and
-``selection`` (MAP-Elites islands, pure policy), ``prompts``, ``llm`` (models), ``diffs``,
-``controller`` (the loop), ``database`` (the source of truth), ``report`` and ``cli``. The
+The package's parts, in data-flow order: ``problem`` (problem.yaml), ``search`` (the ask/tell
+strategies: MAP-Elites islands over ``archive`` and ``selection``, greedy, random, pareto),
+``prompts``, ``llm`` (models), ``diffs``, ``proposals``, ``evaluations``, ``budgets``,
+``recorder``, ``controller`` (the scheduler), ``database`` (the source of truth), ``report`` and
+``cli``. The
 sandboxed evaluation backends live in the sibling package ``evaluators``. ``app`` is the one
 place that wires them together.
 """
