@@ -362,6 +362,13 @@ def _check_resume(opened: OpenRun, row: RunRow, overrides: Sequence[str], allow_
                 f"problem: a run keeps its problem (run '{opened.loc.run_id}' solves {opened.problem.name}); "
                 f"start a new run with: evolve run problem={value.strip()}"
             )
+        kept = str(stored.get("search", {}).get("strategy", "map_elites"))
+        if key.strip() in ("search", "search.strategy") and value.strip() != kept:
+            raise UserError(
+                f"{key.strip()}: a run keeps its search strategy (run '{opened.loc.run_id}' uses {kept}); "
+                f"start a new run with: evolve run problem={opened.problem.name} search={value.strip()}"
+            )
+    overrides = [o for o in overrides if o.partition("=")[0].strip() != "search"]  # the same group: a no-op
     config = apply_overrides(stored, overrides)
     if opened.problem.fingerprint != row.problem_fingerprint and not allow_changed_problem:
         raise UserError(

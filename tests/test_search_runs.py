@@ -159,3 +159,18 @@ def test_status_names_the_strategy_and_shows_the_pareto_front(toy_dir: Path, tmp
     rows = con.execute("select id, score, length(code) from programs where status = 'evaluated'").fetchall()
     front = [i for i, e, n in rows if not any(e2 <= e and n2 <= n and (e2 < e or n2 < n) for _, e2, n2 in rows)]
     assert front and all(pid in status.stdout for pid in front)
+
+
+def test_a_run_keeps_its_strategy_on_resume(toy_dir: Path, tmp_path: Path) -> None:
+    r = evolve("run", f"problem={toy_dir}", "search=random", "max_iterations=2", "run_name=r",
+               "progress=false", "evaluator.concurrency=1", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    refused = evolve("resume", "r", "search=greedy", "max_iterations=4", cwd=tmp_path)
+    assert refused.returncode != 0
+    assert "a run keeps its search strategy" in refused.stderr and "uses random" in refused.stderr
+    same = evolve("resume", "r", "search=random", "max_iterations=4", "progress=false", cwd=tmp_path)
+    assert same.returncode == 0, same.stderr
+    con = sqlite3.connect(tmp_path / "runs" / "r" / "evolve.db")
+    initial = con.execute("select id from programs where iteration = 0").fetchone()[0]
+    parents = {row[0] for row in con.execute("select parent_id from programs where iteration > 0")}
+    assert parents == {initial} and con.execute("select count(*) from programs").fetchone()[0] == 5
