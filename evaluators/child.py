@@ -25,6 +25,7 @@ from __future__ import annotations
 import array
 import contextlib
 import ctypes
+import fcntl
 import functools
 import gc
 import json
@@ -39,6 +40,7 @@ import sys
 import time
 import traceback
 import types
+from collections.abc import Sequence
 from typing import Any
 
 CANDIDATE_FILE = "candidate.py"
@@ -54,6 +56,9 @@ _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 PR_SET_DUMPABLE = 4
 _MEMORY_REPORT = b'{"status": "memory", "message": "MemoryError: the program ran out of memory"}'
+#: Where an interactive run's channel to its environment lands in the candidate (see
+#: ``evaluators/interactive.py``); the entry function is told the number as ``channel_fd``.
+CHANNEL_FD = 4
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -64,17 +69,22 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def send_message(sock: socket.socket, data: bytes, name: str) -> None:
+def send_message(sock: socket.socket, data: bytes, name: str, fds: Sequence[int] = ()) -> None:
     """Send ``data`` as one SOCK_SEQPACKET message, or, when it is too large for one, as a
-    ``{"payload": "fd"}`` marker carrying a memfd (named ``name``) that holds it."""
+    ``{"payload": "fd"}`` marker carrying a memfd (named ``name``) that holds it. ``fds`` go
+    with the message (before the memfd, which is always last)."""
     if len(data) <= MAX_MESSAGE:
-        sock.send(data)
+        if fds:
+            rights = array.array("i", fds)
+            sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, rights)])
+        else:
+            sock.send(data)
         return
     memfd = os.memfd_create(name, os.MFD_CLOEXEC)
     try:
         write_all(memfd, data)
-        fds = array.array("i", [memfd])
-        sock.sendmsg([b'{"payload": "fd"}\n'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
+        rights = array.array("i", [*fds, memfd])
+        sock.sendmsg([b'{"payload": "fd"}\n'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, rights)])
     finally:
         os.close(memfd)
 
@@ -332,15 +342,22 @@ def _open_fds() -> list[int]:
 
 
 def _fork_candidate(
-    workdir: str, fds: list[int], config: dict[str, Any], setup_error: OSError | None
+    workdir: str,
+    fds: list[int],
+    config: dict[str, Any],
+    setup_error: OSError | None,
+    channel: int | None = None,
 ) -> int:
-    """Fork a child whose fd 1/2 is the output pipe and fd 3 the private result channel."""
+    """Fork a child whose fd 1/2 is the output pipe, fd 3 the private result channel and, for an
+    interactive run, fd ``CHANNEL_FD`` its channel to the environment."""
     pid = os.fork()
     if pid:
-        for fd in fds:
+        for fd in fds if channel is None else [*fds, channel]:
             os.close(fd)
         return pid
     try:
+        if channel is not None:  # out of the way of the dup2s below
+            channel = fcntl.fcntl(channel, fcntl.F_DUPFD_CLOEXEC, 10)
         os.setsid()
         for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGINT, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_DFL)
@@ -350,8 +367,10 @@ def _fork_candidate(
         os.dup2(output_w, 1)
         os.dup2(output_w, 2)
         os.dup2(result_w, 3)
+        if channel is not None:
+            os.dup2(channel, CHANNEL_FD, inheritable=False)
         for fd in _open_fds():
-            if fd > 3:
+            if fd > 3 and (channel is None or fd != CHANNEL_FD):
                 with contextlib.suppress(OSError):
                     os.close(fd)
         os.set_inheritable(3, False)
@@ -502,7 +521,7 @@ def _supervise(
         os.close(pidfd)
 
 
-def _run_one(sock: socket.socket, request: dict[str, Any]) -> bytes:
+def _run_one(sock: socket.socket, request: dict[str, Any], channel: int | None = None) -> bytes:
     """Run one candidate start to end; the reply: a JSON header line, then the report and the
     head and tail of the output, raw."""
     workdir, config = request["workdir"], request["config"]
@@ -516,7 +535,7 @@ def _run_one(sock: socket.socket, request: dict[str, Any]) -> bytes:
     result = Capture(int(request["report_max"]), 0)
     output = Capture(int(request["output_head"]), int(request["output_tail"]))
     open_pipes = {result_r: result, output_r: output}
-    pid = _fork_candidate(workdir, [result_w, output_w], config, setup_error)
+    pid = _fork_candidate(workdir, [result_w, output_w], config, setup_error, channel)
     status, timed_out = _supervise(sock, pid, open_pipes, float(request["timeout_s"]))
     _kill_everything(pid)
     _drain(open_pipes, _DRAIN_S)
@@ -566,11 +585,14 @@ def serve(sock_fd: int) -> None:
         if received is None:
             return
         request, fds = received
+        channel = fds.pop(0) if request.get("channel") and fds else None
         for fd in fds:
             os.close(fd)
         if "workdir" not in request:  # a kill that arrived after its candidate had ended
+            if channel is not None:
+                os.close(channel)
             continue
-        send_message(sock, _run_one(sock, request), "evolve-reply")
+        send_message(sock, _run_one(sock, request, channel), "evolve-reply")
         with contextlib.suppress(OSError):  # the next prepare tries again
             clear_workdir(request["workdir"])
 

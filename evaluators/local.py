@@ -16,7 +16,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from evaluators.child import CHANNEL_FD
 from evaluators.environment import candidate_env
+from evaluators.interactive import EpisodePool
 from evaluators.isolation import Isolation
 from evaluators.outcome import RunOutcome
 from evaluators.sandbox import RunSpec, run_candidate
@@ -40,11 +42,13 @@ def plan_stages(problem: Problem) -> list[_Stage]:
     spec = problem.spec
     limits = spec.limits
 
+    channel = {"channel_fd": CHANNEL_FD} if spec.interactive else {}
+
     def run_spec(kwargs: dict[str, object], timeout_s: float | None) -> RunSpec:
         wall = timeout_s or limits.timeout_s
         return RunSpec(
             entry=spec.entry,
-            entry_kwargs={**spec.entry_kwargs, **kwargs},
+            entry_kwargs={**spec.entry_kwargs, **kwargs, **channel},
             timeout_s=wall,
             cpu_s=min(limits.cpu_time_s or wall, wall),
             memory_mb=limits.memory_mb,
@@ -93,6 +97,18 @@ class LocalEvaluator:
             timeout_s=config.scorer_timeout_s,
             env=scorer_env(problem),
         )
+        self._episodes = (
+            EpisodePool(
+                problem.scorer_path,
+                problem.scorer_function,
+                problem.spec.metrics.primary,
+                size=concurrency,
+                timeout_s=config.scorer_timeout_s,
+                env=scorer_env(problem),
+            )
+            if problem.spec.interactive
+            else None
+        )
 
     @property
     def isolation(self) -> Isolation | None:
@@ -118,12 +134,9 @@ class LocalEvaluator:
         verdict = ScoreOutcome(Status.EVALUATED)
         outcome = RunOutcome(Status.EVALUATED)
         for stage in self._stages:
-            outcome = await self._run(code, stage.run)
+            outcome, verdict = await self._run_and_score(code, stage)
             if outcome.status is not Status.EVALUATED:
                 return _failure(outcome.status, outcome.message, stage.name or "run", outcome)
-            verdict = await self._scorer.score(
-                outcome.output, stage.name, dict(stage.run.entry_kwargs)
-            )
             if verdict.status is not Status.EVALUATED:
                 return _failure(verdict.status, verdict.message, stage.name or "score", outcome)
             missed = self._missed_threshold(stage, verdict)
@@ -135,6 +148,19 @@ class LocalEvaluator:
             feedback=verdict.feedback,
             stdout_tail=outcome.output_text,
         )
+
+    async def _run_and_score(self, code: str, stage: _Stage) -> tuple[RunOutcome, ScoreOutcome]:
+        """Run the stage, then score its output; or, for an interactive problem, run it against
+        an episode of the problem's environment, whose verdict is the score."""
+        kwargs = dict(stage.run.entry_kwargs)
+        if self._episodes is not None:
+            return await self._episodes.play(
+                lambda fd: self._run(code, stage.run, fd), stage.name, kwargs, stage.run.timeout_s
+            )
+        outcome = await self._run(code, stage.run)
+        if outcome.status is not Status.EVALUATED:
+            return outcome, ScoreOutcome(outcome.status)
+        return outcome, await self._scorer.score(outcome.output, stage.name, kwargs)
 
     def _missed_threshold(self, stage: _Stage, verdict: ScoreOutcome) -> str:
         if stage.threshold is None:
@@ -151,13 +177,15 @@ class LocalEvaluator:
             f"{stage.threshold:g} needed to go on"
         )
 
-    async def _run(self, code: str, spec: RunSpec) -> RunOutcome:
+    async def _run(self, code: str, spec: RunSpec, channel_fd: int | None = None) -> RunOutcome:
         """One run in a sandbox slot, held for the run only: the next candidate may start in it
         while this one's output is being scored."""
         slot = await self._slots.acquire()
         try:
             assert slot.launcher is not None
-            return await run_candidate(slot.launcher, code, spec, slot.env, slot.confinement)
+            return await run_candidate(
+                slot.launcher, code, spec, slot.env, slot.confinement, channel_fd
+            )
         finally:
             self._slots.release(slot)
 
@@ -165,6 +193,8 @@ class LocalEvaluator:
         """Stop templates and scorer workers; kill anything left in any slot."""
         await self._slots.aclose()
         await self._scorer.aclose()
+        if self._episodes is not None:
+            await self._episodes.aclose()
 
 
 def scorer_env(problem: Problem) -> dict[str, str]:

@@ -65,6 +65,7 @@ class RunRequest:
     output_head: int
     output_tail: int
     report_max: int = MAX_REPORT_BYTES + 1
+    channel_fd: int | None = None  # an interactive run's end of its channel (this process's fd)
 
 
 @dataclass(frozen=True)
@@ -111,8 +112,10 @@ async def run_candidate(
     spec: RunSpec,
     env: dict[str, str],
     confinement: Confinement = Confinement(),
+    channel_fd: int | None = None,
 ) -> RunOutcome:
-    """Run ``code`` once; every way it can end becomes a :class:`RunOutcome`.
+    """Run ``code`` once; every way it can end becomes a :class:`RunOutcome`. ``channel_fd``,
+    when given, is handed to the candidate as its channel to an environment.
 
     Cancelling this coroutine kills the candidate's tree before the cancellation propagates.
     """
@@ -125,6 +128,7 @@ async def run_candidate(
             timeout_s=spec.timeout_s,
             output_head=half,
             output_tail=half,
+            channel_fd=channel_fd,
         )
     )
     ending = Ending(

@@ -41,6 +41,23 @@ class ScoreOutcome:
     message: str = ""
 
 
+def verdict(reply: dict[str, Any], primary: str) -> ScoreOutcome:
+    """A scorer worker's reply as a verdict: checked metrics, the candidate's rejection, the
+    scorer's own crash (``scorer_error``, with its traceback), or output it could not read."""
+    kind = reply.get("kind")
+    message = str(reply.get("message", ""))
+    if kind == "rejected":
+        return ScoreOutcome(Status.REJECTED, message=message)
+    if kind == "crash":
+        return ScoreOutcome(Status.SCORER_ERROR, message=message)
+    if kind != "ok":
+        return ScoreOutcome(Status.BAD_OUTPUT, message=message)
+    checked = check_metrics(reply.get("metrics"), primary)
+    if isinstance(checked, str):
+        return ScoreOutcome(Status.BAD_OUTPUT, message=checked)
+    return ScoreOutcome(Status.EVALUATED, metrics=checked, feedback=str(reply.get("feedback")))
+
+
 def check_metrics(raw: Any, primary: str) -> dict[str, float] | str:
     """Finite float metrics including ``primary``, or the reason they are not."""
     if not isinstance(raw, dict):
@@ -171,20 +188,7 @@ class ScorerPool:
                 self._discard(worker)
                 raise
             self._idle.append(worker)
-        return self._verdict(reply)
-
-    def _verdict(self, reply: dict[str, Any]) -> ScoreOutcome:
-        kind = reply.get("kind")
-        if kind == "rejected":
-            return ScoreOutcome(Status.REJECTED, message=str(reply.get("message", "")))
-        if kind == "crash":
-            return ScoreOutcome(Status.SCORER_ERROR, message=str(reply.get("message", "")))
-        if kind != "ok":
-            return ScoreOutcome(Status.BAD_OUTPUT, message=str(reply.get("message", "")))
-        checked = check_metrics(reply.get("metrics"), self._primary)
-        if isinstance(checked, str):
-            return ScoreOutcome(Status.BAD_OUTPUT, message=checked)
-        return ScoreOutcome(Status.EVALUATED, metrics=checked, feedback=str(reply.get("feedback")))
+        return verdict(reply, self._primary)
 
     def _discard(self, worker: _Worker) -> None:
         worker.kill()

@@ -151,13 +151,15 @@ class WarmTemplate:
                 "report_max": request.report_max,
                 "output_head": request.output_head,
                 "output_tail": request.output_tail,
+                "channel": request.channel_fd is not None,
             }
         ).encode()
+        fds = () if request.channel_fd is None else (request.channel_fd,)
         for attempt in (1, 2):
             await self.ensure_started()
             try:
                 assert self._sock is not None
-                send_message(self._sock, message, "evolve-request")
+                send_message(self._sock, message, "evolve-request", fds)
                 break
             except OSError:
                 self.stop()

@@ -255,10 +255,16 @@ def eval_(
 
 
 @cli.command()
-def init(directory: Annotated[Path, typer.Argument(help="folder to create")]) -> None:
+def init(
+    directory: Annotated[Path, typer.Argument(help="folder to create")],
+    interactive: Annotated[
+        bool, typer.Option("--interactive", help="an environment plays the candidate step by step")
+    ] = False,
+) -> None:
     """Scaffold a new problem that runs as created: evolve run problem=DIR."""
-    scaffold_problem(directory)
-    err.print(f"created {directory}/ (problem.yaml, initial.py, scorer.py); try: evolve run problem={directory}")
+    scaffold_problem(directory, interactive)
+    files = "problem.yaml, initial.py, " + ("environment.py" if interactive else "scorer.py")
+    err.print(f"created {directory}/ ({files}); try: evolve run problem={directory}")
 
 
 @cli.command()

@@ -66,6 +66,12 @@ class BestKnown(_Spec):
     source: str
     previous_record: float | None = None
     previous_source: str | None = None
+    note: str | None = Field(
+        default=None, description="a caveat the value needs (how it was obtained, what it compares with)"
+    )
+    reproduced: str | None = Field(
+        default=None, description="what the published constructions score under this scorer"
+    )
 
 
 class StageSpec(_Spec):
@@ -92,10 +98,18 @@ class ProblemSpec(_Spec):
     entry: str = Field(default="run", description="function the sandbox calls")
     entry_kwargs: dict[str, object] = Field(default_factory=dict)
     scorer: str = Field(default="scorer.py:score", description="file.py:function in the folder")
+    interactive: bool = Field(
+        default=False,
+        description="the scorer is an environment that plays an episode with the candidate "
+        "over a channel (evolve.interactive); the candidate's return value is ignored",
+    )
     metrics: MetricsSpec
     features: tuple[FeatureSpec, ...] = ()
     limits: Limits = Limits()
     best_known: BestKnown | None = None
+    tolerance: str | None = Field(
+        default=None, description="the tolerance the scorer's checks allow, in words"
+    )
     imports: tuple[str, ...] = Field(default=(), description="modules to pre-import (warm pool)")
     env: tuple[str, ...] = Field(default=(), description="parent env vars passed to candidates")
     stages: tuple[StageSpec, ...] = Field(

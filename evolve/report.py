@@ -23,7 +23,7 @@ from evolve.database.lease import holder_alive
 from evolve.database.models import RunRow
 from evolve.display import fmt_score
 from evolve.errors import UserError, one_line
-from evolve.problem import Problem, load_problem, problems_dirs
+from evolve.problem import BestKnown, Problem, load_problem, problems_dirs
 from evolve.records import Program, Status
 from evolve.runpage import ModelSummary, run_page
 from evolve.search.pareto import front_of, objective_vector
@@ -326,9 +326,15 @@ def run_html(db: Database, run_id: str) -> str:
     )
 
 
+def _scoring_label(tolerance: str | None, best: BestKnown | None) -> str:
+    """The tolerance the scorer allows, then any caveat the best-known value needs."""
+    parts = [f"tolerance: {tolerance}" if tolerance else "", best.note if best and best.note else ""]
+    return "; ".join(p for p in parts if p) or "-"
+
+
 def problems_table() -> RenderableType:
     table = Table(title="problems")
-    for col in ("name", "direction", "best known", "source", "folder"):
+    for col in ("name", "direction", "best known", "source", "scoring", "folder"):
         table.add_column(col, overflow="fold")
     seen: set[str] = set()
     for d in problems_dirs():
@@ -339,11 +345,11 @@ def problems_table() -> RenderableType:
             try:
                 prob = load_problem(folder)
             except UserError as exc:
-                table.add_row(folder.name, "[red]invalid[/]", "", str(exc), str(folder))
+                table.add_row(folder.name, "[red]invalid[/]", "", str(exc), "", str(folder))
                 continue
             bk = prob.spec.best_known
             table.add_row(
                 prob.name, prob.spec.metrics.direction, f"{bk.value:.10g}" if bk else "-",
-                bk.source if bk else "-", str(folder),
+                bk.source if bk else "-", _scoring_label(prob.spec.tolerance, bk), str(folder),
             )
     return table

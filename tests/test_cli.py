@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.database.hostile_records import make_candidates_hostile
+
 EVOLVE = [sys.executable, "-m", "evolve.cli"]
 
 
@@ -186,22 +188,9 @@ def test_ctrl_c_marks_the_run_interrupted_and_resume_finishes_it(tmp_path: Path)
     assert sorted(_programs(db)) == list(range(101))
 
 
-HOSTILE_RUN = '''
-def run():
-    import sys
-    pts = points()
-    sys.stdout.write("out\\x00put\\n")  # a NUL byte: PostgreSQL refuses it in text
-    if pts[0][0] != 0.1:  # most children: the mutator moved the first point
-        raise ValueError("bad point \\ud800 here")  # a lone surrogate: UTF-8 cannot encode it
-    return np.clip(np.array(pts, dtype=float), 0.0, 1.0).tolist()
-'''
-
-
 def test_a_candidate_raising_a_lone_surrogate_and_printing_nul_runs_and_resumes(tmp_path: Path) -> None:
     evolve("init", "p", cwd=tmp_path)
-    initial = tmp_path / "p" / "initial.py"
-    source = initial.read_text()
-    initial.write_text(source[: source.index("def run():")] + HOSTILE_RUN.lstrip("\n"))
+    make_candidates_hostile(tmp_path / "p")
     args = ("problem=p", "run_name=h", "evaluator.concurrency=2")
     first = evolve("run", *args, "max_iterations=12", cwd=tmp_path)
     assert first.returncode == 0, first.stderr

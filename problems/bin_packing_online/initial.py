@@ -1,9 +1,8 @@
 """Online 1-D bin packing (FunSearch): an evolved priority function chooses each item's bin.
 
-Items arrive one at a time and must be placed immediately. The skeleton below (FunSearch's)
-offers each item every bin it fits in and puts it in the bin with the highest priority. ``run``
-packs the OR3 instances and the seeded Weibull instances and returns, for every instance, the
-bin chosen for each item in arrival order. The starting priority is best fit.
+The environment (the trusted side) shows one item at a time over a channel and waits for the
+bin before it shows the next. The skeleton below is FunSearch's: it offers the item every bin it
+fits in and answers with the bin of highest priority. The starting priority is best fit.
 """
 
 import numpy as np
@@ -18,28 +17,42 @@ def priority(item, bins):
 # EVOLVE-BLOCK-END
 
 
-def online_binpack(items, capacity):
-    """Place each item, in order, into the fitting bin of highest priority; return its bin index."""
-    bins = np.full(len(items), float(capacity))  # remaining capacity; unused bins are full size
-    assignment = []
-    for item in items:
-        valid = np.nonzero(bins - item >= 0)[0]
+class Channel:
+    """This program's end of the channel: observations in, answers out, one JSON line each."""
+
+    def __init__(self, fd):
+        import socket
+
+        self._sock = socket.socket(fileno=fd)
+        self._in = self._sock.makefile("rb")
+
+    def observe(self):
+        """The next observation, or None when the environment has ended the episode."""
+        import json
+
+        line = self._in.readline()
+        return json.loads(line) if line else None
+
+    def answer(self, action):
+        """Send the answer to the last observation."""
+        import json
+
+        self._sock.sendall(json.dumps(action).encode() + b"\n")
+
+
+def online_binpack(channel, capacity, num_items):
+    """Place each item, as it arrives, into the fitting bin of highest priority."""
+    bins = np.array([capacity for _ in range(num_items)])  # remaining capacity of every bin
+    for _ in range(num_items):
+        item = channel.observe()
+        valid = np.nonzero((bins - item) >= 0)[0]
         best = int(valid[np.argmax(priority(item, bins[valid]))])
         bins[best] -= item
-        assignment.append(best)
-    return assignment
+        channel.answer(best)
 
 
-def weibull_instances(seed, count, size, capacity):
-    """The seeded Weibull instances (the LLM4AD generator): items ~ Weibull(3) * 45 in [1, C]."""
-    rng = np.random.RandomState(seed)
-    return [np.round(np.clip(rng.weibull(3.0, size) * 45, 1, capacity)).astype(int).tolist() for _ in range(count)]
-
-
-def run(or3, or3_capacity, weibull_seed, weibull_count, weibull_size, weibull_capacity):
-    """The entry point: bin indices per item for every OR3 and every Weibull instance."""
-    weibull = weibull_instances(weibull_seed, weibull_count, weibull_size, weibull_capacity)
-    return {
-        "or3": [online_binpack(items, or3_capacity) for items in or3],
-        "weibull": [online_binpack(items, weibull_capacity) for items in weibull],
-    }
+def run(channel_fd):
+    """The entry point: pack every instance the environment starts, item by item."""
+    channel = Channel(channel_fd)
+    while (instance := channel.observe()) is not None:
+        online_binpack(channel, instance["capacity"], instance["num_items"])

@@ -1,122 +1,106 @@
-"""Trusted scorer for ``bin_packing_online``: excess bins of an online packing heuristic (FunSearch).
+"""Trusted environment for ``bin_packing_online``: online bin packing, one item at a time (FunSearch).
 
-The candidate runs its heuristic inside the sandbox and returns the packings it produced:
-``{"or3": [assignment, ...], "weibull": [assignment, ...]}``, where ``assignment[k]`` is the bin
-label (any integer in ``[0, 2**31)``) chosen for item ``k`` of the instance, in arrival order.
-This scorer never trusts a count from the candidate: it loads and regenerates the instances
-itself and re-verifies every packing.
+The problem is interactive (see :mod:`evolve.interactive`): this module holds the instances and
+shows the candidate one item at a time over a channel; the candidate, running in the sandbox,
+answers with the bin it puts that item in. The next item is sent only after that answer, so
+the candidate's process never holds an item it has not been shown, and no code in it (its
+EVOLVE block included) can read ahead. The packing is built here from the answers, so no count
+from the candidate is trusted.
 
-Instances (the same ones the candidate receives through ``entry_kwargs``):
+Instances (``instances.json`` in this folder, which the sandbox hides from candidates), both
+copied from google-deepmind/funsearch@cc53f27 ``bin_packing/bin_packing.ipynb`` (CC-BY-4.0):
 
-- OR3: the 20 OR-Library binpack3 instances (500 items, capacity 150), read from this folder's
-  ``problem.yaml`` (``entry_kwargs.or3``), copied from google-deepmind/funsearch@cc53f27
-  ``bin_packing/bin_packing.ipynb``;
-- Weibull: 5 instances of 1000 items, capacity 100,
-  ``round(clip(RandomState(2024).weibull(3.0, 1000) * 45, 1, 100))`` drawn in sequence (the
-  LLM4AD generator; legacy ``RandomState`` streams are frozen across numpy versions).
+- OR3: the 20 OR-Library binpack3 instances u500_00..u500_19 (500 items, capacity 150);
+- Weibull 5k: FunSearch's 5 instances of 5,000 items, capacity 100.
 
-Checks, in exact integer arithmetic: one assignment per instance, one integer label per item;
-every bin's total size ``<= capacity``. Bins used = number of distinct labels. Per dataset,
-``excess = 100 * (sum bins - sum L1) / sum L1`` with ``L1 = ceil(sum(items) / capacity)``; the
-score ``excess_pct`` is the mean of the OR3 and Weibull excesses.
+Protocol, per instance in that order: ``{"capacity": C, "num_items": n}`` (no answer), then
+each item size in arrival order, each answered by a bin index. Bins are numbered
+``0..n-1`` and start empty, as in FunSearch's skeleton (``bins = [C] * num_items``); an answer
+must be an integer in that range naming a bin with room for the item, exactly (integer sizes).
+Anything else, or a channel closed early, rejects the candidate at that item.
 
-Reference values (recomputed): best fit 4.987 (OR3 5.368, Weibull 4.606); first fit 5.446;
-FunSearch's OR heuristic 3.106 on OR3 and its Weibull heuristic 3.021 on these Weibull instances.
+Score: per dataset ``excess = 100 * (sum bins - sum L1) / sum L1`` with
+``L1 = ceil(sum(items) / C)`` per instance (FunSearch's lower bound: mean L1 201.2 on OR3 and
+1987.8 on Weibull 5k); ``excess_pct`` is the mean of the OR3 and Weibull 5k excesses.
 
-Limitation: a packing cannot show whether it was built online. The skeleton that enforces the
-online rule lies outside the EVOLVE block, which the framework does not let the LLM edit.
+Reference values (recomputed with FunSearch's skeleton and published heuristics): best fit OR3
+5.3678, Weibull 5k 3.9843 (mean 4.6760); FunSearch's OR heuristic 3.1064 on OR3 (3.0285 on
+Weibull 5k); its Weibull heuristic 0.6842 on Weibull 5k (12.7734 on OR3). The best known, 1.8953,
+is the mean of each heuristic on its own dataset: neither reaches it alone (3.0675 and 6.7288).
 """
 
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
-
-import numpy as np
-import yaml
+from typing import Any
 
 from evolve.scoring import Rejected
 
-OR3_CAPACITY = 150
-OR3_COUNT = 20
-WEIBULL_SEED = 2024
-WEIBULL_COUNT = 5
-WEIBULL_SIZE = 1000
-WEIBULL_CAPACITY = 100
-MAX_LABEL = 2**31
-BEST_KNOWN = 3.0638
+DATASETS = ("or3", "weibull_5k")
+BEST_KNOWN = 1.8953
+BEST_FIT = 4.6760
 
 
 @functools.cache
-def instances() -> dict[str, tuple[int, list[np.ndarray]]]:
-    """``{dataset: (capacity, [items per instance])}``, loaded and generated here."""
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    spec = yaml.load((Path(__file__).resolve().parent / "problem.yaml").read_text(), Loader=loader)
-    or3 = [np.array(items, dtype=np.int64) for items in spec["entry_kwargs"]["or3"]]
-    if len(or3) != OR3_COUNT or any(len(items) != 500 for items in or3):
-        raise RuntimeError("problem.yaml: entry_kwargs.or3 must hold 20 instances of 500 items")
-    rng = np.random.RandomState(WEIBULL_SEED)
-    weibull = [
-        np.round(np.clip(rng.weibull(3.0, WEIBULL_SIZE) * 45, 1, WEIBULL_CAPACITY)).astype(np.int64)
-        for _ in range(WEIBULL_COUNT)
-    ]
-    return {"or3": (OR3_CAPACITY, or3), "weibull": (WEIBULL_CAPACITY, weibull)}
+def instances() -> dict[str, tuple[int, dict[str, list[int]]]]:
+    """``{dataset: (capacity, {instance name: item sizes})}``, read from ``instances.json``."""
+    raw = json.loads((Path(__file__).resolve().parent / "instances.json").read_text())
+    return {
+        name: (int(raw["datasets"][name]["capacity"]), raw["datasets"][name]["instances"])
+        for name in DATASETS
+    }
 
 
-def parse_assignment(raw: object, where: str, size: int) -> np.ndarray:
-    """One instance's bin labels as an int array, or :class:`Rejected` saying why not."""
-    if not isinstance(raw, list | tuple):
-        raise Rejected(f"{where}: expected a list of {size} bin labels, got {type(raw).__name__}")
-    if len(raw) != size:
-        raise Rejected(f"{where}: expected one bin label per item ({size} items), got {len(raw)}")
-    for k, v in enumerate(raw):
-        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < MAX_LABEL:
+def l1_bound(items: list[int], capacity: int) -> int:
+    """FunSearch's lower bound on the bins of one instance: ``ceil(sum(items) / capacity)``."""
+    return -(-sum(items) // capacity)
+
+
+def pack(channel: Any, name: str, items: list[int], capacity: int) -> int:
+    """Play one instance with the candidate; the number of bins its answers used.
+
+    Raises:
+        Rejected: an answer that is not a bin index with room for the item.
+    """
+    n = len(items)
+    channel.tell({"capacity": capacity, "num_items": n})
+    remaining = [capacity] * n
+    used = 0
+    for k, item in enumerate(items):
+        b = channel.ask(item)
+        if isinstance(b, bool) or not isinstance(b, int) or not 0 <= b < n:
             raise Rejected(
-                f"{where}, item {k}: bin label {v!r:.40} is not an integer in [0, 2**31)"
+                f"{name}, item {k} (size {item}): the answer {b!r:.40} is not a bin index in "
+                f"[0, {n})"
             )
-    return np.array(raw, dtype=np.int64)
+        if remaining[b] < item:
+            raise Rejected(
+                f"{name}, item {k} (size {item}): bin {b} has only {remaining[b]} left"
+            )
+        used += remaining[b] == capacity
+        remaining[b] -= item
+    return used
 
 
-def count_bins(labels: np.ndarray, items: np.ndarray, capacity: int, where: str) -> int:
-    """Bins used by a valid packing; :class:`Rejected` naming the first overfull bin."""
-    uniq, inverse = np.unique(labels, return_inverse=True)
-    loads = np.zeros(len(uniq), dtype=np.int64)
-    np.add.at(loads, inverse, items)
-    over = np.flatnonzero(loads > capacity)
-    if over.size:
-        b = int(over[0])
-        members = np.flatnonzero(inverse == b)[:8].tolist()
-        raise Rejected(
-            f"{where}: bin {int(uniq[b])} holds {int(loads[b])} > capacity {capacity} "
-            f"({over.size} overfull bin(s); items {members}...)"
-        )
-    return len(uniq)
-
-
-def score(output: object) -> tuple[dict[str, float], str]:
-    """Re-verify every packing and return (metrics, feedback)."""
-    data = instances()
-    if not isinstance(output, dict) or set(output) != set(data):
-        got = sorted(output) if isinstance(output, dict) else type(output).__name__
-        raise Rejected(f"expected a dict with keys 'or3' and 'weibull', got {got}")
+def interact(channel: Any) -> tuple[dict[str, float], str]:
+    """Play every instance of both datasets and return (metrics, feedback)."""
     metrics: dict[str, float] = {}
-    for name, (capacity, insts) in data.items():
-        packings = output[name]
-        if not isinstance(packings, list | tuple) or len(packings) != len(insts):
-            raise Rejected(f"{name}: expected a list of {len(insts)} assignments, one per instance")
+    for dataset, (capacity, insts) in instances().items():
         bins = l1 = 0
-        for i, (raw, items) in enumerate(zip(packings, insts, strict=True)):
-            where = f"{name} instance {i}"
-            labels = parse_assignment(raw, where, len(items))
-            bins += count_bins(labels, items, capacity, where)
-            l1 += -(-int(items.sum()) // capacity)
-        metrics[f"{name}_excess_pct"] = 100.0 * (bins - l1) / l1
-        metrics[f"{name}_bins"] = bins / len(insts)
+        for name, items in insts.items():
+            bins += pack(channel, name, items, capacity)
+            l1 += l1_bound(items, capacity)
+        short = dataset.split("_")[0]
+        metrics[f"{short}_excess_pct"] = 100.0 * (bins - l1) / l1
+        metrics[f"{short}_bins"] = bins / len(insts)
     metrics["excess_pct"] = (metrics["or3_excess_pct"] + metrics["weibull_excess_pct"]) / 2
     feedback = (
-        f"valid packings; excess bins over L1: OR3 {metrics['or3_excess_pct']:.4f}% "
-        f"({metrics['or3_bins']:.2f} bins per instance), Weibull {metrics['weibull_excess_pct']:.4f}% "
-        f"({metrics['weibull_bins']:.2f}); mean {metrics['excess_pct']:.4f}% "
-        f"(best fit 4.987, FunSearch-level {BEST_KNOWN})"
+        f"excess bins over L1: OR3 {metrics['or3_excess_pct']:.4f}% "
+        f"({metrics['or3_bins']:.2f} bins per instance), Weibull 5k "
+        f"{metrics['weibull_excess_pct']:.4f}% ({metrics['weibull_bins']:.1f}); mean "
+        f"{metrics['excess_pct']:.4f}% (best fit {BEST_FIT}; best known {BEST_KNOWN}, the mean of "
+        f"FunSearch's OR3 heuristic on OR3 and its Weibull heuristic on Weibull 5k)"
     )
     return metrics, feedback

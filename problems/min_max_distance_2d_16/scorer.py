@@ -1,7 +1,8 @@
 """Trusted scorer for ``min_max_distance_2d_16``: 16 points in the plane, minimize (dmax/dmin)^2.
 
-The candidate returns 16 rows ``[x, y]``. Everything is recomputed in IEEE double precision by
-:mod:`evolve.verify.points`, which pins the formula ``ratio_squared = max(d2) / min(d2)`` over
+The candidate returns 16 rows ``[x, y]``. Everything is recomputed in exact arithmetic by
+:mod:`evolve.verify.points` (coordinates rescaled by a power of two into integers), which pins
+the formula ``ratio_squared = max(d2) / min(d2)`` over
 all pairs (AlphaEvolve, google-deepmind/alphaevolve_results@4226acb, B.8) and the validity checks
 (shape, finiteness, no two points coinciding); no tolerance is involved.
 

@@ -1,7 +1,8 @@
 """Trusted scorer for ``min_max_distance_3d_14``: 14 points in space, minimize (dmax/dmin)^2.
 
-The candidate returns 14 rows ``[x, y, z]``. Everything is recomputed in IEEE double precision by
-:mod:`evolve.verify.points`, which pins the formula ``ratio_squared = max(d2) / min(d2)`` over
+The candidate returns 14 rows ``[x, y, z]``. Everything is recomputed in exact arithmetic by
+:mod:`evolve.verify.points` (coordinates rescaled by a power of two into integers), which pins
+the formula ``ratio_squared = max(d2) / min(d2)`` over
 all pairs (AlphaEvolve, google-deepmind/alphaevolve_results@4226acb, B.8) and the validity checks
 (shape, finiteness, no two points coinciding); no tolerance is involved.
 

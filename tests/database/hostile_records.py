@@ -3,6 +3,8 @@ shared by the SQLite and the PostgreSQL tests."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import text
 
 from evolve.database import Database
@@ -12,6 +14,26 @@ from evolve.text import MAX_MESSAGE_CHARS, MAX_OUTPUT_CHARS, MAX_REPLY_CHARS
 #: A lone surrogate (no UTF-8 encoding), a NUL (PostgreSQL refuses it) and 40 MB behind them.
 HOSTILE = "bad \ud800 and \x00 here" + "m" * 40_000_000 + " the end"
 CLEAN_HEAD = "bad \ufffd and \ufffd here"
+
+
+#: A candidate's ``run`` that prints a NUL byte and (for most children) raises with a lone
+#: surrogate in its message; it replaces the scaffolded problem's ``run``.
+HOSTILE_RUN = '''
+def run():
+    import sys
+    pts = points()
+    sys.stdout.write("out\\x00put\\n")  # a NUL byte: PostgreSQL refuses it in text
+    if pts[0][0] != 0.1:  # most children: the mutator moved the first point
+        raise ValueError("bad point \\ud800 here")  # a lone surrogate: UTF-8 cannot encode it
+    return np.clip(np.array(pts, dtype=float), 0.0, 1.0).tolist()
+'''
+
+
+def make_candidates_hostile(problem_dir: Path) -> None:
+    """Give the scaffolded problem in ``problem_dir`` the hostile ``run`` above."""
+    initial = problem_dir / "initial.py"
+    source = initial.read_text()
+    initial.write_text(source[: source.index("def run():")] + HOSTILE_RUN.lstrip("\n"))
 
 
 def _check(stored: str | None, limit: int) -> None:

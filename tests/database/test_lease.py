@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from evolve.app import start_run
-from evolve.controller import RunHalted
+from evolve.app import OpenRun, start_run
+from evolve.controller import Controller, RunHalted
 from evolve.database import Database
 from evolve.database.lease import Holder, LeaseHeld, RunLease, process_start
 from evolve.database.models import RunLeaseRow
@@ -96,11 +96,16 @@ def test_renew_after_a_takeover_raises(db: Database) -> None:
         mine.renew()
 
 
-async def test_the_heartbeat_renews_the_lease_while_the_run_goes(toy: Problem, tmp_path: Path) -> None:
-    config = make_config(toy, tmp_path, max_iterations=100000, max_wall_time=1.6)
+def _held_controller(toy: Problem, tmp_path: Path, *, max_wall_time: float) -> tuple[OpenRun, Controller]:
+    """A new run holding its lease, and its controller beating every 0.1 s."""
+    config = make_config(toy, tmp_path, max_iterations=100000, max_wall_time=max_wall_time)
     opened = start_run(config)
-    controller = make_controller(config, toy, opened.db, OfflineMutator(seed=0),
-                                 lease=opened.lease, heartbeat_s=0.1)
+    llm = OfflineMutator(seed=0)
+    return opened, make_controller(config, toy, opened.db, llm, lease=opened.lease, heartbeat_s=0.1)
+
+
+async def test_the_heartbeat_renews_the_lease_while_the_run_goes(toy: Problem, tmp_path: Path) -> None:
+    opened, controller = _held_controller(toy, tmp_path, max_wall_time=1.6)
     seen: set[Any] = set()
 
     async def watch() -> None:
@@ -123,10 +128,7 @@ async def test_the_heartbeat_renews_the_lease_while_the_run_goes(toy: Problem, t
 
 
 async def test_a_controller_whose_lease_is_taken_stops(toy: Problem, tmp_path: Path) -> None:
-    config = make_config(toy, tmp_path, max_iterations=100000, max_wall_time=30)
-    opened = start_run(config)
-    controller = make_controller(config, toy, opened.db, OfflineMutator(seed=0),
-                                 lease=opened.lease, heartbeat_s=0.1)
+    opened, controller = _held_controller(toy, tmp_path, max_wall_time=30)
 
     async def steal() -> None:
         await asyncio.sleep(1.0)

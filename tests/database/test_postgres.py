@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hostile_records import store_and_read_hostile_text
+from hostile_records import make_candidates_hostile, store_and_read_hostile_text
 
 from evolve.app import build_controller, start_run
 from evolve.config import RunConfig
@@ -105,23 +105,10 @@ def test_hostile_text_is_stored_clean_and_bounded_on_postgresql(postgres_url: st
         db.close()
 
 
-HOSTILE_RUN = '''
-def run():
-    import sys
-    pts = points()
-    sys.stdout.write("out\\x00put\\n")  # a NUL byte: PostgreSQL refuses it in text
-    if pts[0][0] != 0.1:  # most children: the mutator moved the first point
-        raise ValueError("bad point \\ud800 here")  # a lone surrogate: UTF-8 cannot encode it
-    return np.clip(np.array(pts, dtype=float), 0.0, 1.0).tolist()
-'''
-
-
 async def test_a_candidate_printing_nul_and_raising_a_lone_surrogate_runs_and_resumes_on_postgresql(
     toy_dir: Path, tmp_path: Path, postgres_url: str
 ) -> None:
-    initial = toy_dir / "initial.py"
-    source = initial.read_text()
-    initial.write_text(source[: source.index("def run():")] + HOSTILE_RUN.lstrip("\n"))
+    make_candidates_hostile(toy_dir)
     problem = load_problem(toy_dir)
     summary, db = await _run(_config(problem, tmp_path, postgres_url, "pg-hostile", 8))
     assert summary.status == "finished"

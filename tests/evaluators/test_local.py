@@ -109,10 +109,11 @@ async def test_scorer_rejection_is_rejected_with_message(evaluator: LocalEvaluat
     assert result.error.stage == "score"
 
 
-async def test_scorer_crash_is_bad_output(evaluator: LocalEvaluator) -> None:
+async def test_a_scorer_crash_is_scorer_error_with_its_traceback(evaluator: LocalEvaluator) -> None:
     result = await evaluator.evaluate("def run():\n    return {'crash': 1}\n")
-    assert result.status is Status.BAD_OUTPUT
+    assert result.status is Status.SCORER_ERROR  # the scorer's bug, not the candidate's output
     assert result.error is not None and "the scorer crashed" in result.error.message
+    assert "Traceback (most recent call last)" in result.error.message
 
 
 @pytest.mark.parametrize(

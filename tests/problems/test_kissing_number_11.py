@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 import time
 from pathlib import Path
 
@@ -116,3 +117,47 @@ def test_accepts_whole_floats_and_scaled_copies(scorer, published):
 def test_initial_program_is_the_d11_root_system(scorer, run_initial):
     metrics, _ = scorer.score(run_initial(PROBLEM))
     assert metrics["size"] == 220
+
+
+def _cluster(count, seed):
+    """``count`` distinct points near 2**49 e_1: every pair far too close (a hopeless input)."""
+    rng = random.Random(seed)
+    return [[2**49] + [rng.randrange(-(2**20), 2**20) for _ in range(10)] for _ in range(count)]
+
+
+def test_rejects_a_2000_point_input_at_its_first_violation_quickly(scorer):
+    # All ~2e6 pairs violate; checking each in Python ints before reporting took seconds.
+    start = time.perf_counter()
+    with pytest.raises(Rejected, match=r"^points 0 and 1 are too close"):
+        scorer.score(_cluster(scorer.MAX_POINTS, seed=1))
+    assert time.perf_counter() - start < 1.0
+
+
+def test_a_full_scan_of_the_largest_input_is_bounded(scorer):
+    # No pair is below 0, so every one of the ~2e6 pairs of 2**50-sized points is checked.
+    rng = random.Random(2)
+    pts = [
+        tuple(rng.randrange(-(2**50), 2**50 + 1) for _ in range(11))
+        for _ in range(scorer.MAX_POINTS)
+    ]
+    start = time.perf_counter()
+    assert scorer.check_pairs(pts, 0) == 0
+    assert time.perf_counter() - start < 3.0
+
+
+@pytest.mark.parametrize("scale", [1, 2**10, 2**30, 2**50])
+def test_pair_check_is_exact_against_python_ints(scorer, scale):
+    rng = random.Random(scale)
+    for _ in range(40):
+        n = rng.randrange(2, 30)
+        pts = [tuple(rng.randrange(-scale, scale + 1) for _ in range(11)) for _ in range(n)]
+        d2 = [_norm([a - b for a, b in zip(pts[i], pts[j], strict=True)]) for i, j in _pairs(n)]
+        low = min(d2)
+        assert scorer.check_pairs(pts, low - 1) == 0
+        assert scorer.check_pairs(pts, low) == d2.count(low)
+        with pytest.raises(Rejected, match=f"= {low} < max"):
+            scorer.check_pairs(pts, low + 1)
+
+
+def _pairs(n):
+    return [(i, j) for i in range(n) for j in range(i + 1, n)]
