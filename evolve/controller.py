@@ -21,10 +21,11 @@ from evaluators.base import Evaluator
 from evolve.budgets import Budgets
 from evolve.config import RunConfig
 from evolve.database import Database
-from evolve.database.lease import LeaseLost, RunLease
+from evolve.database.lease import RunLease
 from evolve.errors import UserError, one_line
 from evolve.evaluations import Evaluations
 from evolve.initial import evaluate_initial
+from evolve.liveness import heartbeat, wall_clock
 from evolve.llm.base import LLM, LLMError
 from evolve.outcomes import Progress, RunAborted, RunHalted, RunSummary
 from evolve.problem import Problem
@@ -128,8 +129,8 @@ class Controller:
                 self._accepting = True
                 if self.config.max_wall_time is not None:
                     begun = self._started_at if self._started_at is not None else self._budgets.spent.started
-                    self._spawn(self._wall_clock(self.config.max_wall_time, begun))
-                self._spawn(self._heartbeat())
+                    self._spawn(wall_clock(self.config.max_wall_time, begun, self._stop))
+                self._spawn(heartbeat(self._recorder, self._lease, self._heartbeat_s, self._halt_run))
                 if (spent := self._budgets.exceeded()) is not None:  # a resumed run's budget
                     self._stop(spent)
                 try:
@@ -262,24 +263,6 @@ class Controller:
         if self._halt is None:
             self._halt = error
             self._stop(str(error))
-
-    async def _heartbeat(self) -> None:
-        """Mark the run alive and renew its lease, every ``heartbeat_s``; a lease another
-        controller took over stops this one."""
-        while True:
-            try:
-                if self._lease is not None:
-                    await self._recorder.call(self._lease.renew)
-                await self._recorder.call(self._db.touch_run, self.run_id)
-            except LeaseLost as exc:
-                self._halt_run(RunHalted(str(exc)))
-                return
-            await asyncio.sleep(self._heartbeat_s)
-
-    async def _wall_clock(self, seconds: float, begun: float) -> None:
-        """Stop the run ``seconds`` after ``begun`` (start-up and the initial program count)."""
-        await asyncio.sleep(max(0.0, begun + seconds - time.monotonic()))
-        self._stop(f"max_wall_time {seconds:g} s reached")
 
     def _report_progress(self) -> None:
         if self._on_progress is None:
