@@ -34,7 +34,8 @@ def progress_table(p: Progress, *, title: str) -> RenderableType:
     table.add_row("evaluations", f"{p.evaluations}   {p.evals_per_s:.1f}/s   elapsed {p.elapsed_s:.0f} s")
     fails = ", ".join(f"{k} {v}" for k, v in sorted(p.failures.items())) or "none"
     table.add_row("failures", fails)
-    table.add_row("archive", "  ".join(f"island {i}: {c:.0%}" for i, c in enumerate(p.coverage)))
+    if p.coverage:  # strategies without a grid (greedy, random, pareto) report none
+        table.add_row("archive", "  ".join(f"island {i}: {c:.0%}" for i, c in enumerate(p.coverage)))
     if p.cost_usd:
         table.add_row("cost", f"${p.cost_usd:.4f}")
     return Group(Text(title, style="bold"), table)
