@@ -1,10 +1,11 @@
 """evolve: LLM-driven evolutionary algorithm discovery.
 
-The package's parts, in data-flow order: ``problem`` (problem.yaml), ``archive`` and
-``selection`` (MAP-Elites islands, pure policy), ``prompts``, ``llm`` (models), ``diffs``,
-``controller`` (the loop), ``database`` (the source of truth), ``runread`` and ``report`` (reading
-a run), ``cli``. The sandboxed evaluation backends live in the sibling package ``evaluators``.
-``app`` is the one place that wires them together.
+The package's parts, in data-flow order: ``problem`` (problem.yaml), ``search`` (the ask/tell
+strategies: MAP-Elites islands over ``archive`` and ``selection``, greedy, random, pareto),
+``prompts``, ``llm`` (models), ``diffs``, ``proposals``, ``evaluations``, ``budgets``,
+``recorder``, ``controller`` (the scheduler), ``database`` (the source of truth), ``runread`` and
+``report`` (reading a run), ``cli``. The sandboxed evaluation backends live in the sibling package
+``evaluators``. ``app`` is the one place that wires them together.
 
 The Python API (:mod:`evolve.api`): :func:`run`, :func:`arun`, :func:`open_run`. They are loaded
 on first use, so that importing the package stays cheap.

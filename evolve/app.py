@@ -44,6 +44,7 @@ from evolve.overrides import (
 )
 from evolve.problem import Problem, load_problem
 from evolve.prompts import PromptBuilder
+from evolve.search import StrategyContext, build_strategy
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,7 @@ def build_controller(
         on_progress=on_progress,
         lease=lease,
         started_at=started_at,
+        strategy=build_strategy(StrategyContext(problem, config.search, config.llm.mode_weights, config.target_score)),
     )
 
 
@@ -406,6 +408,13 @@ def _check_resume(opened: OpenRun, row: RunRow, overrides: Sequence[str], allow_
                 f"problem: a run keeps its problem (run '{opened.loc.run_id}' solves {opened.problem.name}); "
                 f"start a new run with: evolve run problem={value.strip()}"
             )
+        kept = str(stored.get("search", {}).get("strategy", "map_elites"))
+        if key.strip() in ("search", "search.strategy") and value.strip() != kept:
+            raise UserError(
+                f"{key.strip()}: a run keeps its search strategy (run '{opened.loc.run_id}' uses {kept}); "
+                f"start a new run with: evolve run problem={opened.problem.name} search={value.strip()}"
+            )
+    overrides = [o for o in overrides if o.partition("=")[0].strip() != "search"]  # the same group: a no-op
     config = apply_overrides(stored, overrides)
     if opened.problem.fingerprint != row.problem_fingerprint and not allow_changed_problem:
         raise UserError(

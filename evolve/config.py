@@ -11,7 +11,7 @@ import difflib
 import os
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from evolve.errors import UserError
 from evolve.llm.config import LLMConfig
@@ -62,7 +62,30 @@ class DatabaseConfig(_Cfg):
     echo: bool = False
 
 
+#: The strategies evolve ships (``search=<name>``); anything else is a user's import path.
+BUILTIN_STRATEGIES = ("map_elites", "greedy", "random", "pareto")
+
+
 class SearchConfig(_Cfg):
+    """The ``search/`` group: which strategy picks parents, and its knobs (see evolve.search)."""
+
+    strategy: str = Field(
+        default="map_elites",
+        min_length=1,
+        description="map_elites, greedy, random, or a user's class as 'package.module:ClassName'",
+    )
+    @field_validator("strategy")
+    @classmethod
+    def _strategy_form(cls, v: str) -> str:
+        if v not in BUILTIN_STRATEGIES and ":" not in v:
+            raise ValueError(
+                f"'{v}' is neither a built-in ({', '.join(BUILTIN_STRATEGIES)}) "
+                "nor an import path 'package.module:ClassName'"
+            )
+        return v
+
+    tournament_size: int = Field(default=3, ge=1, description="greedy: programs drawn per tournament")
+    population: int = Field(default=64, ge=2, description="pareto: programs kept by non-dominated sorting")
     islands: int = Field(default=2, ge=1)
     migration_interval: int = Field(default=25, ge=1, description="generations between migrations")
     migration_count: int = Field(default=1, ge=1, description="elites each island sends")

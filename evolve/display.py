@@ -44,7 +44,8 @@ def progress_table(p: Progress, *, title: str) -> RenderableType:
     table.add_row("evaluations", f"{p.evaluations}   {p.evals_per_s:.1f}/s   elapsed {p.elapsed_s:.0f} s")
     fails = ", ".join(f"{k} {v}" for k, v in sorted(p.failures.items())) or "none"
     table.add_row("failures", fails)
-    table.add_row("archive", "  ".join(f"island {i}: {c:.0%}" for i, c in enumerate(p.coverage)))
+    if p.coverage:  # strategies without a grid (greedy, random, pareto) report none
+        table.add_row("archive", "  ".join(f"island {i}: {c:.0%}" for i, c in enumerate(p.coverage)))
     if p.cost_usd:
         table.add_row("cost", f"${p.cost_usd:.4f}")
     return Group(Text(title, style="bold"), table)
@@ -109,12 +110,17 @@ def status_view(s: RunStatus) -> RenderableType:
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold cyan", justify="right")
     head.add_column(overflow="fold")  # a long path wraps rather than being cut
-    head.add_row("run", f"{s.run_id}  [{s.state}] {s.stop_reason or ''}")
+    head.add_row("run", Text(f"{s.run_id}  [{s.state}] {s.stop_reason or ''}"))  # not markup
     head.add_row("problem", f"{s.problem}  ({s.problem_root})")
     head.add_row("iterations", f"{s.iterations} of {s.max_iterations}   seed {s.seed}")
     gain = f"  ({s.best_score - s.initial_score:+.6g})" if s.best_score is not None and s.initial_score is not None else ""
     head.add_row(f"best {s.primary}", f"{fmt_score(s.best_score)}{gain}   program {s.best_id or '-'}")
     head.add_row("initial", fmt_score(s.initial_score))
+    head.add_row("search", s.strategy)
+    if s.front:
+        head.add_row("front", Text("\n".join(
+            f"{pid}  " + "  ".join(f"{k}={v:.6g}" for k, v in values.items()) for pid, values in s.front
+        )))
     if s.best_known is not None:
         head.add_row("best known", f"{s.best_known:.10g}  ({s.best_known_source})")
     head.add_row("started / updated", f"{s.created:%Y-%m-%d %H:%M:%S} / {s.updated:%Y-%m-%d %H:%M:%S}")

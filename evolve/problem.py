@@ -31,6 +31,10 @@ class MetricsSpec(_Spec):
         default=None, description="metrics the LLM may see; None means all"
     )
     descriptions: dict[str, str] = Field(default_factory=dict)
+    objectives: dict[str, Literal["maximize", "minimize"]] = Field(
+        default_factory=dict,
+        description="search=pareto: metrics (or code_length, line_count) traded off against each other",
+    )
 
 
 class FeatureSpec(_Spec):

@@ -93,7 +93,10 @@ def status_text(s: RunStatus) -> str:
         f"iterations: {s.iterations} of {s.max_iterations}  seed {s.seed}",
         f"best {s.primary}: {fmt_score(s.best_score)}{gain}  program {s.best_id or '-'}",
         f"initial: {fmt_score(s.initial_score)}",
+        f"search: {s.strategy}",
     ]
+    for pid, values in s.front or []:
+        lines.append(f"front: {pid}  " + "  ".join(f"{k}={v:.6g}" for k, v in values.items()))
     if s.best_known is not None:
         lines.append(f"best known: {s.best_known:.10g}  ({s.best_known_source})")
     lines.append(f"started: {s.created:%Y-%m-%d %H:%M:%S}  updated: {s.updated:%Y-%m-%d %H:%M:%S}")

@@ -192,6 +192,8 @@ class RunStatus:
     llm_failures: list[dict[str, Any]]
     recent_failures: list[Failure]
     history: list[dict[str, Any]]
+    strategy: str = "map_elites"  # the search strategy (search.strategy)
+    front: list[tuple[str, dict[str, float]]] | None = None  # search=pareto: (program id, objectives)
 
 
 def run_status(db: Reader, run_id: str) -> RunStatus:
@@ -205,6 +207,8 @@ def run_status(db: Reader, run_id: str) -> RunStatus:
     counts = Counter(p.status.value for p in programs if p.iteration > 0)
     outcomes = {st.value: counts[st.value] for st in Status if counts.get(st.value)}
     bk = problem.spec.best_known
+    search = row.config.get("search", {})
+    strategy = str(search.get("strategy", "map_elites"))
     return RunStatus(
         run_id=row.id, state=run_state(row, db.lease_holder(row.id)), stop_reason=row.stop_reason, problem=row.problem,
         problem_root=row.problem_root, primary=primary, direction=problem.spec.metrics.direction,
@@ -213,13 +217,27 @@ def run_status(db: Reader, run_id: str) -> RunStatus:
         initial_score=initial.score(primary) if initial else None,
         best_known=bk.value if bk else None, best_known_source=bk.source if bk else None,
         created=row.created_at, updated=row.updated_at, outcomes=outcomes,
-        islands=_islands(programs, problem, int(row.config.get("search", {}).get("islands", 1))),
+        islands=_islands(programs, problem, int(search.get("islands", 1)) if strategy == "map_elites" else 1),
         models=model_summaries(db, run_id, programs, problem),
         llm_failures=db.llm_failures(run_id),
         recent_failures=[_failure(p) for p in reversed(programs) if p.status.is_failure][:RECENT_FAILURES],
         history=[{"kind": e.kind, "at": e.at.isoformat(timespec="seconds"), **_public(e.detail)}
                  for e in db.run_events(run_id)],
+        strategy=strategy, front=_front(programs, problem) if strategy == "pareto" else None,
     )
+
+
+def _front(programs: Sequence[Program], problem: Problem) -> list[tuple[str, dict[str, float]]]:
+    """A pareto run's best: its non-dominated programs with their objectives."""
+    objectives = problem.spec.metrics.objectives
+    if not objectives:
+        return []
+    from evolve.search.pareto import front_of, objective_vector
+
+    return [
+        (p.id, {k: objective_vector(p, {k: "maximize"})[0] for k in objectives})
+        for p in front_of(programs, objectives)
+    ]
 
 
 def _best(programs: Sequence[Program], problem: Problem) -> Program | None:

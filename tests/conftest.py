@@ -1,9 +1,11 @@
-"""Shared fixtures: a seeded rng, a fresh database, a toy problem, a scripted fake LLM."""
+"""Shared fixtures: a seeded rng, a fresh database, a toy problem, a scripted fake LLM, a fake
+in-process evaluator."""
 
 from __future__ import annotations
 
+import hashlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,7 @@ import pytest
 
 from evolve.database import Database
 from evolve.problem import Problem, load_problem
-from evolve.records import LLMReply, LLMRequest
+from evolve.records import ErrorInfo, EvalResult, LLMReply, LLMRequest, Status
 from evolve.scaffold import scaffold_problem
 from tests.evaluators.processes import suite_processes
 
@@ -78,3 +80,36 @@ class ScriptedLLM:
 @pytest.fixture
 def scripted() -> type[ScriptedLLM]:
     return ScriptedLLM
+
+
+class FakeEvaluator:
+    """Scores code in-process in microseconds, deterministically from its text: no sandbox.
+
+    For search and scheduling tests (never for untrusted code). ``metrics`` maps code to the
+    metrics; the default spreads a hash of the code over the toy problem's metrics.
+    """
+
+    def __init__(self, metrics: Callable[[str], dict[str, float] | None] | None = None) -> None:
+        self._metrics = metrics or fake_metrics
+        self.calls: list[str] = []
+
+    async def evaluate(self, code: str) -> EvalResult:
+        self.calls.append(code)
+        metrics = self._metrics(code)
+        if metrics is None:
+            return EvalResult(status=Status.EXCEPTION, error=ErrorInfo(kind=Status.EXCEPTION, message="boom"))
+        return EvalResult(status=Status.EVALUATED, metrics=metrics)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def fake_metrics(code: str) -> dict[str, float]:
+    """Toy-problem metrics drawn from a hash of ``code``."""
+    h = int.from_bytes(hashlib.sha256(code.encode()).digest()[:8], "big")
+    return {"energy": 50.0 + (h % 10_000) / 100.0, "min_distance": ((h >> 20) % 1000) / 2000.0}
+
+
+@pytest.fixture
+def fake_evaluator() -> type[FakeEvaluator]:
+    return FakeEvaluator

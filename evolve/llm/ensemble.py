@@ -8,6 +8,7 @@ concurrency limit, so a slow provider never stalls proposals routed to the other
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -33,7 +34,9 @@ class EnsembleLLM:
     Args:
         members: the models; their ``name`` values must be unique (they key :meth:`report`).
         weights: sampling weight of each member, >= 0, not all zero.
-        rng: the source of every choice, for reproducible runs.
+        rng: the source of every choice, for reproducible runs: a request's model is drawn from
+            this ensemble's seed (one draw of ``rng``) and the request's ``seed``, so a seeded
+            run routes each iteration to the same model whatever order the calls arrive in.
         bandit: ``None`` samples by weight; ``"ucb1"`` or ``"thompson"`` steer by reward per
             dollar among members with a positive weight.
     """
@@ -55,6 +58,8 @@ class EnsembleLLM:
         self._members = tuple(members)
         self._weights = tuple(float(w) for w in weights)
         self._rng = rng
+        self._base = int(rng.integers(2**63 - 1))
+        self._seen: Counter[int] = Counter()  # requests per seed (a retried prompt reuses its seed)
         self._bandit: BanditPolicy | None = bandit
         self._index = {name: i for i, name in enumerate(names)}
         self._stats = [ArmStats() for _ in members]
@@ -81,15 +86,24 @@ class EnsembleLLM:
             probs = weight_probabilities(self._weights)
         return {m.name: float(p) for m, p in zip(self._members, probs, strict=True)}
 
-    def choose(self) -> LLM:
-        """Pick the member for the next proposal and count the selection."""
-        i = choose_arm(self._bandit, self._stats, self._weights, self._rng)
+    def choose(self, seed: int | None = None) -> LLM:
+        """Pick the member for a proposal and count the selection.
+
+        Args:
+            seed: the request's seed; the choice depends only on it (and on how many earlier
+                requests had it). ``None`` draws from the ensemble's generator in call order.
+        """
+        rng = self._rng
+        if seed is not None:
+            rng = np.random.default_rng([self._base, seed % 2**63, self._seen[seed]])
+            self._seen[seed] += 1
+        i = choose_arm(self._bandit, self._stats, self._weights, rng)
         self._stats[i] = record_selection(self._stats[i])
         return self._members[i]
 
     async def complete(self, request: LLMRequest) -> LLMReply:
         """Send ``request`` to one member; its errors propagate unchanged."""
-        return await self.choose().complete(request)
+        return await self.choose(request.seed).complete(request)
 
     def report(self, model: str, improved: bool | float, cost_usd: float) -> None:
         """Tell the bandit how a proposal by ``model`` turned out.

@@ -146,3 +146,16 @@ async def test_concurrency_is_bounded_per_provider_and_slow_one_stalls_nobody(
     assert wire.max_in_flight("openai") == 3
     assert wire.max_in_flight("anthropic") == 1
     assert fast_done < 0.5  # three waves of 0.1 s, never queued behind a 0.6 s Anthropic call
+
+
+async def test_a_requests_model_depends_on_its_seed_not_on_call_order(prompt: LLMRequest) -> None:
+    seeds = list(range(100, 160))
+
+    async def route(order: list[int]) -> dict[int, str]:
+        llm = EnsembleLLM([EchoModel("a"), EchoModel("b"), EchoModel("c")], [1, 1, 1], np.random.default_rng(5))
+        return {s: (await llm.complete(prompt.model_copy(update={"seed": s}))).model for s in order}
+
+    in_order = await route(seeds)
+    reversed_ = await route(seeds[::-1])
+    assert in_order == reversed_
+    assert len(set(in_order.values())) == 3  # still spread over the members
