@@ -33,6 +33,10 @@ class Budgets:
         self.spent = Spending()
         self._streaks: Counter[str] = Counter()
 
+    def reconfigure(self, config: RunConfig) -> None:
+        """New limits (a ``budget`` command); what was spent stays counted."""
+        self._cfg = config
+
     def charge(self, reply: LLMReply) -> str | None:
         """Count a reply (and end its model's failure streak); the stop reason if one is spent."""
         self._streaks[reply.model] = 0

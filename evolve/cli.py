@@ -311,7 +311,7 @@ def ctl(
     runs_dir: RunsDir = "runs",
 ) -> None:
     """Send a command to a run through its database (recorded in the run's history; the
-    controller does not act on commands yet)."""
+    run's controller applies it within a second and records the outcome)."""
     import socket
 
     from evolve import app as wiring
@@ -350,7 +350,7 @@ def ctl(
         number = CommandLog(engine).record(loc.run_id, command, source=f"cli on {socket.gethostname()}")
     finally:
         engine.dispose()
-    _err().print(f"recorded command #{number} ({action}) for run {loc.run_id}; note: the controller does not act on commands yet", soft_wrap=True, markup=False)
+    _err().print(f"sent command #{number} ({action}) to run {loc.run_id}; a live run applies it within a second (its outcome: evolve ui, or the run_commands table)", soft_wrap=True, markup=False)
 
 
 def main() -> None:

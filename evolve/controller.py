@@ -19,8 +19,10 @@ import numpy as np
 
 from evaluators.base import Evaluator
 from evolve.budgets import Budgets
+from evolve.codehash import code_hash
 from evolve.config import RunConfig
 from evolve.database import Database
+from evolve.database.commands import Command
 from evolve.database.lease import RunLease
 from evolve.errors import UserError, one_line
 from evolve.evaluations import Evaluations
@@ -34,6 +36,7 @@ from evolve.proposals import Proposer, build_child, program_id
 from evolve.recorder import Recorder
 from evolve.records import LLMReply, Program, Status
 from evolve.search import SearchStrategy, Selection, StrategyContext, build_strategy
+from evolve.steering import follow_commands
 
 #: How often a running controller marks its run alive and renews its lease in the database.
 HEARTBEAT_S = 10.0
@@ -105,6 +108,8 @@ class Controller:
         self._tg: asyncio.TaskGroup | None = None
         self._accepting = False
         self._initial_score: float | None = None
+        self._paused = False  # by a command: no new iteration starts
+        self._clock: asyncio.Task[None] | None = None
 
     # -- public --------------------------------------------------------------------------------
     async def run(self) -> RunSummary:
@@ -127,10 +132,9 @@ class Controller:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
                 self._accepting = True
-                if self.config.max_wall_time is not None:
-                    begun = self._started_at if self._started_at is not None else self._budgets.spent.started
-                    self._spawn(wall_clock(self.config.max_wall_time, begun, self._stop))
+                self._start_clock()
                 self._spawn(heartbeat(self._recorder, self._lease, self._heartbeat_s, self._halt_run))
+                self._spawn(follow_commands(self._recorder, self._db.commands(), self._command))
                 if (spent := self._budgets.exceeded()) is not None:  # a resumed run's budget
                     self._stop(spent)
                 try:
@@ -189,7 +193,7 @@ class Controller:
     def _schedule(self) -> None:
         """After iteration j is told, iterations up to j + lag may start."""
         limit = min(self._next_apply - 1 + self._k, self._max_iter)
-        while self._scheduled < limit and self._stop_reason is None:
+        while self._scheduled < limit and self._stop_reason is None and not self._paused:
             self._scheduled += 1
             i = self._scheduled
             if i in self._done:
@@ -243,6 +247,71 @@ class Controller:
             self._learner.report(model[0], applied.gain or 0.0, model[1])
         if applied.migrations:
             self._spawn(self._recorder.migrations([(p.iteration, *move) for move in applied.migrations]))
+
+    # -- commands (evolve ctl, the web UI) --------------------------------------------------------
+    def _command(self, command: Command) -> str:
+        """Act on a steering command; the outcome recorded with it (ValueError: refused)."""
+        if command.kind == "pause":
+            self._paused = True
+            return "paused: no new iteration starts; those in flight finish"
+        if command.kind == "resume":
+            was, self._paused = self._paused, False
+            self._schedule()
+            return "resumed" if was else "not paused: nothing to resume"
+        if command.kind == "stop":
+            self._stop("stopped by a command (evolve ctl)")
+            return "stopping: the run ends when the iterations in flight are cancelled"
+        if command.kind == "budget":
+            return self._rebudget(command.args)
+        return self._inject(str(command.args["code"]))
+
+    def _rebudget(self, limits: dict[str, Any]) -> str:
+        done = self._next_apply - 1
+        if limits.get("max_iterations", done) < done:
+            raise ValueError(f"max_iterations {limits['max_iterations']} is below the {done} iterations done")
+        self.config = self.config.model_copy(update=limits)
+        self._max_iter = self.config.max_iterations
+        self._budgets.reconfigure(self.config)
+        if "max_wall_time" in limits:
+            self._start_clock()
+        self._spawn(self._recorder.call(self._db.set_run_status, self.run_id, "running", None,
+                                        self.config.model_dump(mode="json")))  # a resume keeps it
+        if (spent := self._budgets.exceeded()) is not None:
+            self._stop(spent)
+        if self._next_apply > self._max_iter:
+            self._finished.set()
+        self._schedule()
+        return "budget now " + ", ".join(f"{k}={v}" for k, v in limits.items())
+
+    def _inject(self, code: str) -> str:
+        """A program of the user's own takes the next iteration: evaluated in the sandbox and told
+        to the strategy like any child (no parent), so resume replays it like any other."""
+        i = self._scheduled + 1
+        if i > self._max_iter or i in self._done or i in self._pending:
+            raise ValueError(f"no free iteration to inject into (next {i}, max_iterations {self._max_iter})")
+        self._scheduled = i
+        program = Program(
+            id=program_id(self.run_id, i), run_id=self.run_id, iteration=i, parent_id=None,
+            island=(i - 1) % self.config.search.islands, generation=0, code=code,
+            code_hash=code_hash(code), status=Status.PENDING, mode="inject",
+        )
+        self._spawn(self._injected(program))
+        return f"injected as iteration {i} (program {program.id})"
+
+    async def _injected(self, program: Program) -> None:
+        await self._recorder.program(program)
+        await self._evaluate(program)
+
+    def _start_clock(self) -> None:
+        """(Re)start the wall-time limit, counted from the command's start."""
+        if self._clock is not None:
+            self._clock.cancel()
+            self._clock = None
+        if self.config.max_wall_time is not None and self._tg is not None and self._accepting:
+            begun = self._started_at if self._started_at is not None else self._budgets.spent.started
+            self._clock = self._tg.create_task(wall_clock(self.config.max_wall_time, begun, self._stop))
+            self._tasks.add(self._clock)
+            self._clock.add_done_callback(self._tasks.discard)
 
     # -- budgets, stops, heartbeat, progress ----------------------------------------------------
     def _on_reply(self, iteration: int, reply: LLMReply) -> None:

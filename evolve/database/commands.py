@@ -2,8 +2,9 @@
 
 A command is written to the ``run_commands`` table by ``evolve ctl`` or the web UI, so it reaches
 a run on another machine through a shared database, and the table is the run's history of
-commands. NOTE: the controller does not read this table yet; a command is recorded, with
-``applied_at`` empty, until the controller learns to act on it.
+commands. The run's controller polls it (:mod:`evolve.steering`) and marks each command applied
+with its outcome; a command sent while no controller holds the run waits, with ``applied_at``
+empty, for the next controller of the run.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from sqlalchemy.exc import ArgumentError, DatabaseError, DBAPIError, Operational
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.expression import ColumnClause
 
+from evolve.database.commands import CommandLog
 from evolve.database.hot import HotStatement
 from evolve.database.lease import RunLease
 from evolve.database.models import (
@@ -380,6 +381,10 @@ class Database:
                 "host": row.host, "pid": row.pid, "started": row.started,
                 "renewed_at": row.renewed_at, "expires_at": row.expires_at,
             }
+
+    def commands(self) -> CommandLog:
+        """The steering commands sent to this database's runs (``evolve ctl``, the web UI)."""
+        return CommandLog(self._engine)
 
     def lease(self, run_id: str) -> RunLease:
         """The lease that makes this process the run's one controller (not yet acquired)."""

@@ -3,7 +3,7 @@
 Writing is guarded beyond the host or token check of :mod:`evolve.ui.security`: a request must
 carry the server's control token (``X-Evolve-CSRF``, handed only to the app's own pages in a
 meta tag, which another site's page cannot read), send JSON, and come from the same origin when
-the browser names one. NOTE: the controller does not act on commands yet; they are recorded
+the browser names one. The run's controller applies them (``evolve.steering``); they are recorded
 (see :mod:`evolve.database.commands`).
 """
 
@@ -79,7 +79,7 @@ class Control:
         )
         return JSONResponse(
             {"id": number, "kind": command.kind, "applied": False,
-             "note": "recorded; the controller does not act on commands yet"},
+             "note": "sent; a live run applies it within a second"},
             status_code=201,
         )
 

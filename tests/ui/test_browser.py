@@ -200,7 +200,7 @@ def test_pause_and_budget_from_the_run_page_are_recorded(page: sync_api.Page, fi
         page.goto(ui.base + "/runs/r1")
         sync_api.expect(page.locator("#commands tbody")).to_contain_text("no commands sent")
         page.click("button[data-command=pause]")
-        sync_api.expect(page.locator("#control-result")).to_contain_text("recorded; the controller does not act on commands yet")
+        sync_api.expect(page.locator("#control-result")).to_contain_text("sent; a live run applies it within a second")
         page.fill("#budget-form input[name=max_iterations]", "75")
         page.click("#budget-form button[type=submit]")
         rows = page.locator("#commands tbody tr")

@@ -1,6 +1,6 @@
 """Commands to a run (`evolve ctl` and the UI's POST endpoint): validated, recorded in the run's
 database, refused without the page's control token or from another origin. The controller does
-not act on them yet; these tests check only that they are recorded as sent."""
+act on them (tests/test_steering.py); these tests check that they are recorded as sent."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def test_ctl_records_each_command_in_the_runs_history(copy: FinishedRun) -> None
     for args in (["pause"], ["resume"], ["budget", "max_iterations=500", "max_cost_usd=2.5"], ["inject", "mine.py"], ["stop"]):
         r = evolve("ctl", "r1", *args, cwd=copy.root)
         assert r.returncode == 0, r.stderr
-        assert "recorded command #" in r.stderr and "does not act on commands yet" in r.stderr
+        assert "sent command #" in r.stderr and "applies it within a second" in r.stderr
     rows = copy.rows("select id, run_id, kind, args, source, applied_at from run_commands order by id")
     assert [(r[1], r[2]) for r in rows] == [("r1", k) for k in ("pause", "resume", "budget", "inject", "stop")]
     assert json.loads(rows[2][3]) == {"max_iterations": 500, "max_cost_usd": 2.5}
@@ -90,7 +90,7 @@ def test_the_command_endpoint_needs_the_pages_token_and_its_origin(copy: Finishe
             copy.rows("select count(*) from run_commands")[0][0] == 0  # nothing refused was written
         origin = {**good, "origin": ui.base}
         status, answer = _post(ui, json.dumps({"kind": "budget", "args": {"max_iterations": 40}}).encode(), origin)
-        assert status == 201 and answer["applied"] is False and "does not act" in answer["note"]
+        assert status == 201 and answer["applied"] is False and "applies it within a second" in answer["note"]
         history = ui.json("/api/runs/r1/commands")
         assert [(h["id"], h["kind"], h["args"], h["applied_at"]) for h in history] == [(answer["id"], "budget", {"max_iterations": 40}, None)]
         assert history[0]["source"] == "ui from 127.0.0.1"

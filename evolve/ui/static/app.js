@@ -195,7 +195,7 @@
     }
   }
 
-  /* control: commands are recorded in the run's database (the controller does not act on them yet) */
+  /* control: commands go through the run's database; its controller applies them and records the outcome */
   async function drawCommands() {
     const rows = await getJSON(api + "/commands");
     const tb = document.querySelector("#commands tbody");
@@ -215,7 +215,7 @@
     });
     const answer = await r.json();
     document.getElementById("control-result").textContent = r.ok
-      ? `command #${answer.id} (${answer.kind}) recorded; the controller does not act on commands yet`
+      ? `command #${answer.id} (${answer.kind}) sent; a live run applies it within a second`
       : `refused: ${answer.error}`;
     await drawCommands();
   }
