@@ -382,12 +382,14 @@ async def test_file_size_limit_stops_big_files(sandbox: LocalEvaluator) -> None:
     await _check(sandbox, code, Status.EXCEPTION, "File too large")
 
 
-async def test_a_gigabyte_on_stdout_is_truncated(sandbox: LocalEvaluator) -> None:
+async def test_half_a_gigabyte_on_stdout_is_truncated(sandbox: LocalEvaluator) -> None:
+    # Half a gigabyte, not a whole one: the pipe moves ~0.7 GB/s on this 2-core machine, and the
+    # point (captured output stays a few KB) holds well within the 1.5 s time limit.
     code = (
         "import os\n"
         "def run():\n"
         "    chunk = b'x' * 2**20\n"
-        "    for _ in range(1024):\n"
+        "    for _ in range(512):\n"
         "        os.write(1, chunk)\n"
         "    return {'x': 3}\n"
     )
