@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -188,6 +189,55 @@ def test_a_running_run_is_followed_live(page: sync_api.Page, tmp_path: Path, sho
             run.wait()
         if ui is not None:
             page.goto("about:blank")  # close the page's event stream before the server goes
+            stop_ui(ui)
+
+
+def test_pause_resume_and_stop_a_live_run_from_its_page(page: sync_api.Page, tmp_path: Path, shots: Path) -> None:
+    evolve = [sys.executable, "-m", "evolve.cli"]
+    subprocess.run([*evolve, "init", "myprob"], cwd=tmp_path, check=True, capture_output=True)
+    run = subprocess.Popen(
+        [*evolve, "run", "problem=myprob", "max_iterations=100000", "run_name=steer", "evaluator.concurrency=1"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    db = tmp_path / "runs" / "steer" / "evolve.db"
+    steer = FinishedRun(tmp_path, "steer", db)
+
+    def finished() -> int:
+        return int(steer.rows("select count(*) from programs where status != 'pending'")[0][0])
+
+    def until(check: Any, what: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not check():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.1)
+
+    ui = None
+    try:
+        until(lambda: db.exists() and finished() >= 3, "the run did not start")
+        ui = start_ui("--runs-dir", "runs", cwd=tmp_path)
+        page.goto(ui.base + "/runs/steer")
+        page.click("button[data-command=pause]")
+        until(lambda: steer.rows("select count(*) from run_commands where applied_at is not null")[0][0] == 1,
+              "the pause was not applied")
+        time.sleep(1.0)  # the iteration in flight finishes
+        paused = finished()
+        time.sleep(2.0)
+        assert finished() == paused, "the run went on while paused"
+        page.click("button[data-command=resume]")
+        until(lambda: finished() > paused, "the run did not go on after resume")
+        page.screenshot(path=str(shots / "run-steered.png"), full_page=True)
+        page.click("button[data-command=stop]")
+        assert run.wait(timeout=60) == 0
+        assert steer.rows("select status, stop_reason from runs") == [("stopped", "stopped by a command (evolve ctl)")]
+        assert [k for (k,) in steer.rows("select kind from run_commands where applied_at is not null order by id")] == [
+            "pause", "resume", "stop",
+        ]
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+        if ui is not None:
+            page.goto("about:blank")
             stop_ui(ui)
 
 
