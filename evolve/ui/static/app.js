@@ -204,7 +204,7 @@
     for (const r of rows) {
       tb.append(el("tr", {}, el("td", { text: String(r.id) }), el("td", { text: r.kind }), el("td", { text: JSON.stringify(r.args) }),
         el("td", { text: r.source }), el("td", { text: r.created_at.slice(0, 19).replace("T", " ") }),
-        el("td", { text: r.applied_at ? r.applied_at.slice(0, 19).replace("T", " ") : "not yet" })));
+        el("td", { text: r.applied_at ? `${r.applied_at.slice(0, 19).replace("T", " ")}: ${r.outcome || ""}` : "not yet" })));
     }
   }
   async function send(kind, args) {
