@@ -67,8 +67,11 @@ async def test_local_server_with_failures_and_garbage_completes_and_reports_kind
     narrow_rows = [[c.strip() for c in ln.split("│") if c.strip()] for ln in text.splitlines()]
     assert ["qwen-local", "server", str(failures["server"]["retried"]), str(failures["server"]["failed"])] in narrow_rows
     children = [r for r in narrow_rows if r[:1] == ["qwen-local"] and len(r) == 5]
-    assert len(children) == 1 and children[0][1] == "24"  # every iteration's child, by this model
-    assert children[0][2] == str(sum(n for st, n in counts.items() if st not in ("evaluated", "duplicate")))
+    # Every iteration whose call got a reply made a child of this model; a call that failed after
+    # its retries (llm_error, at 20% failures and one retry: in about half the runs) made none.
+    no_reply = counts.get("llm_error", 0)
+    assert len(children) == 1 and children[0][1] == str(24 - no_reply)
+    assert children[0][2] == str(sum(n for st, n in counts.items() if st not in ("evaluated", "duplicate", "llm_error")))
     calls = [r for r in narrow_rows if r[:1] == ["qwen-local"] and len(r) == 8]
     assert len(calls) == 1 and calls[0][3] == str(usage[0]["retried"])
     # The run page draws the score against the dollars spent: every call's cost, summed.
