@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -203,7 +204,10 @@ def test_pause_resume_and_stop_a_live_run_from_its_page(page: sync_api.Page, tmp
     steer = FinishedRun(tmp_path, "steer", db)
 
     def finished() -> int:
-        return int(steer.rows("select count(*) from programs where status != 'pending'")[0][0])
+        try:
+            return int(steer.rows("select count(*) from programs where status != 'pending'")[0][0])
+        except sqlite3.OperationalError:  # the run has not made its tables yet
+            return 0
 
     def until(check: Any, what: str, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
