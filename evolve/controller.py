@@ -182,13 +182,14 @@ class Controller:
             self._evals.remember(p)
 
     # -- scheduling ---------------------------------------------------------------------------
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[None] | None:
         if self._tg is None or not self._accepting:
             coro.close()
-            return
+            return None
         task = self._tg.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def _schedule(self) -> None:
         """After iteration j is told, iterations up to j + lag may start."""
@@ -307,11 +308,9 @@ class Controller:
         if self._clock is not None:
             self._clock.cancel()
             self._clock = None
-        if self.config.max_wall_time is not None and self._tg is not None and self._accepting:
+        if self.config.max_wall_time is not None:
             begun = self._started_at if self._started_at is not None else self._budgets.spent.started
-            self._clock = self._tg.create_task(wall_clock(self.config.max_wall_time, begun, self._stop))
-            self._tasks.add(self._clock)
-            self._clock.add_done_callback(self._tasks.discard)
+            self._clock = self._spawn(wall_clock(self.config.max_wall_time, begun, self._stop))
 
     # -- budgets, stops, heartbeat, progress ----------------------------------------------------
     def _on_reply(self, iteration: int, reply: LLMReply) -> None:

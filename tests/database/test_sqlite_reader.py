@@ -42,6 +42,7 @@ def _compare(db_file: Path, run_id: str) -> None:
         for maximize in (True, False):
             assert store.best_program(run_id, maximize=maximize) == reader.best_program(run_id, maximize=maximize)
         assert store.status_counts(run_id) == reader.status_counts(run_id)
+        assert store.lease_holder(run_id) == reader.lease_holder(run_id)
         assert store.llm_calls(run_id) == reader.llm_calls(run_id)
         assert store.llm_usage(run_id) == reader.llm_usage(run_id)
         assert store.llm_spend(run_id) == reader.llm_spend(run_id)
@@ -54,7 +55,13 @@ def _compare(db_file: Path, run_id: str) -> None:
 
 
 def test_same_answers_on_a_crafted_run(tmp_path: Path) -> None:
-    _compare(crafted_run(tmp_path, "c"), "c")
+    db_file = crafted_run(tmp_path, "c")
+    writer = Database.open(f"sqlite:///{db_file}")
+    try:
+        writer.lease("c").acquire()  # held, as a live run's: both readers name its holder
+    finally:
+        writer.close()
+    _compare(db_file, "c")
 
 
 def test_same_answers_on_a_real_run(tmp_path: Path) -> None:
