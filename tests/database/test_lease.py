@@ -145,3 +145,19 @@ async def test_a_controller_whose_lease_is_taken_stops(toy: Problem, tmp_path: P
     await thief
     assert opened.db.get_run("t").status == "stopped"  # type: ignore[union-attr]
     opened.db.close()
+
+
+def test_on_postgresql_a_held_run_is_refused_and_freed_when_released(postgres_url: str) -> None:
+    db = Database.open(postgres_url)
+    try:
+        first = _lease(db, "pg", 111)
+        first.acquire()  # takes the session advisory lock too
+        with db._engine.begin() as conn:  # its row looks expired: the advisory lock still holds
+            conn.execute(update(RunLeaseRow).values(expires_at=datetime.now(UTC) - timedelta(hours=1)))
+        with pytest.raises(LeaseHeld, match="held by pid 111"):
+            _lease(db, "pg", 222).acquire()
+        first.release()
+        _lease(db, "pg", 222).acquire()
+        assert db.lease_holder("pg")["pid"] == 222  # type: ignore[index]
+    finally:
+        db.close()
