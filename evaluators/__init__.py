@@ -4,6 +4,6 @@ from evaluators.base import Evaluator
 from evaluators.isolation import Isolation, SandboxUnavailable
 from evaluators.local import LocalEvaluator
 from evaluators.ray_pool import RayEvaluator
-from evaluators.scorer import ScorerLoadError
+from evaluators.workers import ScorerLoadError
 
 __all__ = ["Evaluator", "Isolation", "LocalEvaluator", "RayEvaluator", "SandboxUnavailable", "ScorerLoadError"]

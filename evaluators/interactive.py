@@ -22,16 +22,14 @@ import array
 import asyncio
 import contextlib
 import json
-import os
-import signal
 import socket
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from evaluators.outcome import RunOutcome
-from evaluators.scorer import ScoreOutcome, ScorerLoadError, verdict
+from evaluators.scorer import ScoreOutcome, verdict
+from evaluators.workers import Worker, WorkerPool
 from evolve.records import Status
 
 HOST = Path(__file__).resolve().parent / "episode_host.py"
@@ -42,11 +40,11 @@ RUN_GRACE_S = 5.0
 _REPLY_LIMIT = 1 << 20
 
 
-class _Worker:
+class _Worker(Worker):
     """One environment worker process and its control socket."""
 
     def __init__(self, proc: asyncio.subprocess.Process, control: socket.socket) -> None:
-        self.proc = proc
+        super().__init__(proc)
         self.control = control
 
     async def receive(self) -> dict[str, Any]:
@@ -63,51 +61,22 @@ class _Worker:
         )
 
     def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        super().kill()
         self.control.close()
 
 
-class EpisodePool:
-    """Play episodes with up to ``size`` persistent environment workers.
+class EpisodePool(WorkerPool[_Worker]):
+    """Play episodes with up to ``size`` persistent environment workers (see
+    :class:`WorkerPool` for the arguments); ``timeout_s`` bounds loading the environment, and
+    finishing an episode once the candidate's run is over."""
 
-    Args:
-        scorer_path: the problem's environment file.
-        function: the environment function's name.
-        primary: the primary metric, which every result must contain.
-        size: the number of workers (and of concurrent episodes).
-        timeout_s: how long a worker may take to load the environment, and to finish an
-            episode once the candidate's run is over.
-        env: the workers' environment (the evaluator passes a scrubbed one).
-    """
+    loads = "environment"
 
-    def __init__(
-        self,
-        scorer_path: Path,
-        function: str,
-        primary: str,
-        size: int,
-        timeout_s: float,
-        env: dict[str, str] | None = None,
-    ) -> None:
-        self._path = scorer_path
-        self._function = function
-        self._primary = primary
-        self._timeout_s = timeout_s
-        self._env = env
-        self._idle: list[_Worker] = []
-        self._all: set[_Worker] = set()
-        self._slots = asyncio.Semaphore(size)
-
-    async def _spawn(self) -> _Worker:
+    async def _launch(self) -> _Worker:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                str(HOST),
-                str(self._path),
-                self._function,
-                json.dumps([p for p in sys.path if p]),
+                *self._host_argv(HOST),
                 str(theirs.fileno()),
                 stdin=asyncio.subprocess.DEVNULL,
                 cwd=self._path.parent,
@@ -121,20 +90,10 @@ class EpisodePool:
         finally:
             theirs.close()
         ours.setblocking(False)
-        worker = _Worker(proc, ours)
-        self._all.add(worker)
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                hello = await worker.receive()
-        except BaseException:
-            self._discard(worker)
-            raise
-        if hello.get("kind") != "ready":
-            self._discard(worker)
-            raise ScorerLoadError(
-                f"{self._path}: cannot load the environment: {hello.get('message')}"
-            )
-        return worker
+        return _Worker(proc, ours)
+
+    async def _hello(self, worker: _Worker) -> dict[str, Any]:
+        return await worker.receive()
 
     async def play(
         self,
@@ -237,16 +196,3 @@ class EpisodePool:
             raise
         self._idle.append(worker)
         return verdict(reply, self._primary), bool(reply.get("program_gone", True))
-
-    def _discard(self, worker: _Worker) -> None:
-        worker.kill()
-        self._all.discard(worker)
-
-    async def aclose(self) -> None:
-        """Kill every worker and reap them."""
-        workers, self._all, self._idle = list(self._all), set(), []
-        for worker in workers:
-            worker.kill()
-        for worker in workers:
-            with contextlib.suppress(ProcessLookupError):
-                await worker.proc.wait()

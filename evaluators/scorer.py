@@ -9,26 +9,18 @@ here: every value must be a finite number and the primary metric must be present
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import math
-import os
-import signal
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evolve.errors import UserError
+from evaluators.workers import Worker, WorkerPool
 from evolve.records import Status
 
 HOST = Path(__file__).resolve().parent / "scorer_host.py"
 _LINE_LIMIT = 256 * 2**20
-
-
-class ScorerLoadError(UserError):
-    """The problem's scorer cannot be imported: a problem bug, not a candidate failure."""
 
 
 @dataclass(frozen=True)
@@ -77,9 +69,8 @@ def check_metrics(raw: Any, primary: str) -> dict[str, float] | str:
     return metrics
 
 
-class _Worker:
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
+class _Worker(Worker):
+    """A scorer worker, asked one JSON line at a time over its stdin and stdout."""
 
     async def request(self, payload: bytes) -> dict[str, Any]:
         assert self.proc.stdin is not None and self.proc.stdout is not None
@@ -91,53 +82,14 @@ class _Worker:
         reply: dict[str, Any] = json.loads(line)
         return reply
 
-    def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
 
-    @property
-    def alive(self) -> bool:
-        return self.proc.returncode is None
+class ScorerPool(WorkerPool[_Worker]):
+    """Score outputs with up to ``size`` persistent workers (see :class:`WorkerPool` for the
+    arguments); ``timeout_s`` bounds one scoring, after which the worker is killed."""
 
-
-class ScorerPool:
-    """Score outputs with up to ``size`` persistent workers; started lazily.
-
-    Args:
-        scorer_path: the problem's scorer file.
-        function: the scorer function's name.
-        primary: the primary metric, which every result must contain.
-        size: the number of workers (and of concurrent scorings).
-        timeout_s: how long one scoring may take before the worker is killed.
-        env: the workers' environment (default: inherited). The evaluator passes a scrubbed
-            one, so that no API key sits in a ``/proc/<pid>/environ`` a candidate might read.
-    """
-
-    def __init__(
-        self,
-        scorer_path: Path,
-        function: str,
-        primary: str,
-        size: int,
-        timeout_s: float,
-        env: dict[str, str] | None = None,
-    ) -> None:
-        self._path = scorer_path
-        self._env = env
-        self._function = function
-        self._primary = primary
-        self._timeout_s = timeout_s
-        self._idle: list[_Worker] = []
-        self._slots = asyncio.Semaphore(size)
-        self._all: set[_Worker] = set()
-
-    async def _spawn(self) -> _Worker:
+    async def _launch(self) -> _Worker:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(HOST),
-            str(self._path),
-            self._function,
-            json.dumps([p for p in sys.path if p]),
+            *self._host_argv(HOST),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             cwd=self._path.parent,
@@ -145,21 +97,13 @@ class ScorerPool:
             start_new_session=True,
             limit=_LINE_LIMIT,
         )
-        worker = _Worker(proc)
-        self._all.add(worker)
-        try:
-            assert proc.stdout is not None
-            line = await asyncio.wait_for(proc.stdout.readline(), self._timeout_s)
-            hello = json.loads(line) if line else {"kind": "fatal", "message": "worker died"}
-        except BaseException:
-            worker.kill()
-            self._all.discard(worker)
-            raise
-        if hello.get("kind") != "ready":
-            worker.kill()
-            self._all.discard(worker)
-            raise ScorerLoadError(f"{self._path}: cannot load the scorer: {hello.get('message')}")
-        return worker
+        return _Worker(proc)
+
+    async def _hello(self, worker: _Worker) -> dict[str, Any]:
+        assert worker.proc.stdout is not None
+        line = await worker.proc.stdout.readline()
+        hello: dict[str, Any] = json.loads(line) if line else {"message": "worker died"}
+        return hello
 
     async def score(
         self, output: Any, stage: str | None = None, entry_kwargs: dict[str, Any] | None = None
@@ -189,16 +133,3 @@ class ScorerPool:
                 raise
             self._idle.append(worker)
         return verdict(reply, self._primary)
-
-    def _discard(self, worker: _Worker) -> None:
-        worker.kill()
-        self._all.discard(worker)
-
-    async def aclose(self) -> None:
-        """Kill every worker and reap them."""
-        workers, self._all, self._idle = list(self._all), set(), []
-        for worker in workers:
-            worker.kill()
-        for worker in workers:
-            with contextlib.suppress(ProcessLookupError):
-                await worker.proc.wait()

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from evaluators.ray_pool import WORKER_DIR_PREFIX, RayEvaluator, problem_files, sweep_dead_workers
-from evaluators.scorer import ScorerLoadError
+from evaluators.workers import ScorerLoadError
 from evolve.app import build_controller, start_run
 from evolve.config import EvaluatorConfig, RunConfig
 from evolve.errors import UserError

@@ -211,7 +211,7 @@ async def test_episodes_run_concurrently_and_in_turn(echo: LocalEvaluator) -> No
 async def test_an_environment_that_cannot_load_is_a_user_error(
     tmp_path: Path, make_echo: Callable[[str], Problem]
 ) -> None:
-    from evaluators.scorer import ScorerLoadError
+    from evaluators.workers import ScorerLoadError
 
     ev = LocalEvaluator(make_echo("raise ImportError('no such module')\n"), EvaluatorConfig())
     try:

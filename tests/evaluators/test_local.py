@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from evaluators.local import LocalEvaluator
-from evaluators.scorer import ScorerLoadError
+from evaluators.workers import ScorerLoadError
 from evolve.problem import Problem
 from evolve.records import Status
 from tests.evaluators.conftest import without_namespaces
