@@ -4,14 +4,14 @@ The proposal operator is the same for all: the offline mutator (no network, no k
 strategies differ only in which parent (and inspirations) each proposal starts from. For each
 run the script records the best score so far after every proposal, then prints, per problem and
 strategy, the median over seeds and the spread (25th-75th percentile) at a few proposal counts,
-and draws the median curves with their spread as an SVG.
+and draws the median curves with their spread as a PNG (matplotlib, from the ``dev`` extra).
 
 Problems: ``circle_packing`` (shipped), the problem ``evolve init`` scaffolds (12 points,
 Riesz energy), and ``benchmarks/deceptive_problem`` (a trap function whose slope leads away
 from the optimum: the case where a hill climber gets stuck). ``search=pareto`` is left out: it
 answers a different question (a front over several objectives, not one score).
 
-    python benchmarks/search_quality.py            # 3 problems x 3 strategies x 5 seeds x 200
+    python benchmarks/search_quality.py --png benchmarks/search_quality.png   # 3 x 3 x 5 seeds x 200
     python benchmarks/search_quality.py --quick    # 2 problems x 3 strategies x 2 seeds x 40 (CI)
 """
 
@@ -106,39 +106,48 @@ def verdicts(results: dict[str, dict[str, list[Curve]]], directions: dict[str, b
     return out
 
 
-def svg(results: dict[str, dict[str, list[Curve]]], directions: dict[str, bool], path: Path) -> None:
-    """One panel per problem: median best-so-far per strategy, the 25-75% band shaded."""
-    w, h, pad = 360, 260, 46
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w * len(results)}" height="{h + 30}" font-family="sans-serif" font-size="11">',
-             f'<rect width="{w * len(results)}" height="{h + 30}" fill="white"/>']
-    for k, (problem, by_strategy) in enumerate(results.items()):
-        x0 = k * w
-        bands = {s: [quantiles([c[i] for c in curves]) for i in range(len(curves[0]))] for s, curves in by_strategy.items()}
-        ys = [v for b in bands.values() for q in b for v in q]
-        lo, hi = min(ys), max(ys)
-        hi = hi if hi > lo else lo + 1.0
-        n = len(next(iter(bands.values()))) - 1
+def markdown(results: dict[str, dict[str, list[Curve]]], directions: dict[str, bool]) -> str:
+    """README's table: the median best score at the last proposal [25th, 75th percentile], the
+    best median in bold."""
+    strategies = list(next(iter(results.values())))
+    lines = ["| problem | " + " | ".join(f"`{s}`" for s in strategies) + " |", "|---" * (len(strategies) + 1) + "|"]
+    for problem, by_strategy in results.items():
+        final = {s: quantiles([c[-1] for c in curves]) for s, curves in by_strategy.items()}
+        pick = max if directions[problem] else min
+        top = pick(final, key=lambda s: final[s][1])
+        cells = [(f"**{q[1]:.5g}**" if s == top else f"{q[1]:.5g}") + f" [{q[0]:.5g}, {q[2]:.5g}]" for s, q in final.items()]
+        lines.append(f"| {problem} ({'higher' if directions[problem] else 'lower'} is better) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
-        def px(i: int, v: float, x0: int = x0, n: int = n, lo: float = lo, hi: float = hi) -> str:
-            return f"{x0 + pad + (w - pad - 12) * i / max(n, 1):.1f},{h - pad + 16 - (h - pad - 10) * (v - lo) / (hi - lo):.1f}"
 
-        parts.append(f'<text x="{x0 + w / 2}" y="14" text-anchor="middle" font-weight="bold">{problem} '
-                     f'({"higher" if directions[problem] else "lower"} is better)</text>')
-        parts.append(f'<line x1="{x0 + pad}" y1="{h - pad + 16}" x2="{x0 + w - 12}" y2="{h - pad + 16}" stroke="black"/>')
-        parts.append(f'<line x1="{x0 + pad}" y1="26" x2="{x0 + pad}" y2="{h - pad + 16}" stroke="black"/>')
-        parts.append(f'<text x="{x0 + pad - 4}" y="{h - pad + 16}" text-anchor="end">{lo:.4g}</text>')
-        parts.append(f'<text x="{x0 + pad - 4}" y="32" text-anchor="end">{hi:.4g}</text>')
-        parts.append(f'<text x="{x0 + w / 2}" y="{h - 8}" text-anchor="middle">proposals (0..{n})</text>')
-        for j, (strategy, band) in enumerate(bands.items()):
+def png(results: dict[str, dict[str, list[Curve]]], directions: dict[str, bool], path: Path) -> None:
+    """One panel per problem: median best-so-far per strategy, the 25-75% band shaded; one legend
+    for all panels, below them, where it covers no curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.6), squeeze=False)
+    for ax, (problem, by_strategy) in zip(axes[0], results.items(), strict=True):
+        for strategy, curves in by_strategy.items():
+            band = [quantiles([c[i] for c in curves]) for i in range(len(curves[0]))]
+            xs = range(len(band))
             color = COLORS.get(strategy, "#2ca02c")
-            upper = " ".join(px(i, q[2]) for i, q in enumerate(band))
-            lower = " ".join(px(i, q[0]) for i, q in reversed(list(enumerate(band))))
-            parts.append(f'<polygon points="{upper} {lower}" fill="{color}" fill-opacity="0.15" stroke="none"/>')
-            median = " ".join(px(i, q[1]) for i, q in enumerate(band))
-            parts.append(f'<polyline points="{median}" fill="none" stroke="{color}" stroke-width="2"/>')
-            parts.append(f'<text x="{x0 + pad + 8}" y="{44 + 14 * j}" fill="{color}">{strategy}</text>')
-    parts.append("</svg>")
-    path.write_text("\n".join(parts) + "\n")
+            ax.fill_between(xs, [q[0] for q in band], [q[2] for q in band], step="post", color=color, alpha=0.18,
+                            linewidth=0)
+            ax.step(xs, [q[1] for q in band], where="post", color=color, linewidth=1.8, label=strategy)
+        ax.set_title(f"{problem} ({'higher' if directions[problem] else 'lower'} is better)", fontsize=10)
+        ax.set_xlabel("proposals")
+        ax.set_xlim(0, len(band) - 1)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("best score so far")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False,
+               title="median over seeds, 25-75% band shaded")
+    fig.tight_layout(rect=(0, 0.14, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -147,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=None)
     parser.add_argument("--proposals", type=int, default=None)
     parser.add_argument("--concurrency", type=int, default=2)
-    parser.add_argument("--svg", type=Path, default=None, help="where to draw the figure (default: none in --quick)")
+    parser.add_argument("--png", type=Path, default=None, help="where to draw the figure (needs matplotlib; default: none)")
     args = parser.parse_args(argv)
     seeds = args.seeds or (2 if args.quick else 5)
     proposals = args.proposals or (40 if args.quick else 200)
@@ -174,9 +183,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table(results, directions, checkpoints))
     print()
     print("\n".join(verdicts(results, directions)))
-    if args.svg is not None:
-        svg(results, directions, args.svg)
-        print(f"figure: {args.svg}")
+    print()
+    print(markdown(results, directions))
+    if args.png is not None:
+        png(results, directions, args.png)
+        print(f"figure: {args.png}")
     return 0
 
 

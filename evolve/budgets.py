@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from evolve.config import RunConfig
 from evolve.errors import one_line
 from evolve.llm.base import LLMError
 from evolve.outcomes import RunHalted
-from evolve.records import LLMReply
+from evolve.records import LLMReply, Program, Status
 
 
 @dataclass
@@ -33,9 +35,24 @@ class Budgets:
         self.spent = Spending()
         self._streaks: Counter[str] = Counter()
 
-    def reconfigure(self, config: RunConfig) -> None:
-        """New limits (a ``budget`` command); what was spent stays counted."""
+    def reconfigure(self, config: RunConfig) -> str | None:
+        """New limits (a ``budget`` command); what was spent stays counted. The stop reason if
+        the new limits are already spent."""
         self._cfg = config
+        return self.exceeded()
+
+    def restore(self, usages: Iterable[Mapping[str, Any]]) -> None:
+        """Count what a resumed run's earlier model calls spent (``Database.llm_usage`` rows)."""
+        for usage in usages:
+            self.spent.cost_usd += float(usage["cost_usd"] or 0.0)
+            self.spent.tokens += int(usage["input_tokens"] or 0) + int(usage["output_tokens"] or 0)
+
+    def count(self, program: Program) -> None:
+        """Count a program told to the strategy: an evaluation (a duplicate is none), a failure."""
+        if program.iteration > 0 and program.status is not Status.DUPLICATE:
+            self.spent.evaluations += int(program.code is not None)
+        if program.status.is_failure:
+            self.spent.failures[program.status.value] += 1
 
     def charge(self, reply: LLMReply) -> str | None:
         """Count a reply (and end its model's failure streak); the stop reason if one is spent."""

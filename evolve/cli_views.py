@@ -162,12 +162,12 @@ def lineage(
 
 def show(
     run: RunArg,
-    program: Annotated[str, typer.Argument(help="program id, id prefix or iteration number")],
+    program: Annotated[str | None, typer.Argument(help="program id, id prefix or iteration number (default: the best; search=pareto: the front's best by the primary metric, with the front listed)")] = None,
     db: DbOpt = None,
     runs_dir: RunsDir = "runs",
     json_: JsonOpt = False,
 ) -> None:
-    """Show one program: code, status, metrics, error text, feedback, diff against its parent, its model call's prompt and reply, its children."""
+    """Show one program: code, status, metrics, error text, feedback, diff against its parent, its model call's prompt and reply, its children; for a pareto run, whether it is on the front."""
     from evolve import report, runread
 
     with _reading(run, db, runs_dir) as (loc, database):

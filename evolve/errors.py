@@ -18,3 +18,10 @@ def one_line(exc: BaseException | str, *, last: bool = False, limit: int = 500) 
         return type(exc).__name__ if isinstance(exc, BaseException) else ""
     line = lines[-1] if last else lines[0]
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def first_error(exc: BaseException) -> BaseException:
+    """The first leaf of an exception group (``asyncio.TaskGroup`` wraps a task's failure)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc

@@ -1,7 +1,8 @@
-"""The initial program: evaluated first, and it must pass for a run to start."""
+"""Where a run starts: a resumed run's stored state, and the initial program, which must pass."""
 
 from __future__ import annotations
 
+from evolve.budgets import Budgets
 from evolve.codehash import code_hash
 from evolve.errors import UserError, one_line
 from evolve.evaluations import Evaluations
@@ -9,6 +10,39 @@ from evolve.problem import Problem
 from evolve.proposals import program_id
 from evolve.recorder import Recorder
 from evolve.records import Program, Status
+
+
+async def restore(
+    recorder: Recorder, budgets: Budgets, evals: Evaluations
+) -> tuple[dict[int, Program], dict[int, Program]]:
+    """A resumed run's spending, and its programs by iteration: finished, and recorded but not
+    evaluated (pending); the duplicate cache learns each. A new run has none."""
+    db, done, pending = recorder.db, dict[int, Program](), dict[int, Program]()
+    budgets.restore(await recorder.call(db.llm_usage, recorder.run_id))
+    for p in await recorder.call(db.programs, recorder.run_id):
+        (pending if p.status is Status.PENDING else done)[p.iteration] = p
+        evals.remember(p)
+    return done, pending
+
+
+async def start_from(
+    problem: Problem, evals: Evaluations, recorder: Recorder, done: dict[int, Program], pending: dict[int, Program]
+) -> Program:
+    """Iteration 0: evaluated now (a new run, or a start that was killed), or the stored one.
+
+    Raises:
+        UserError: it failed (now, or in the run's first start).
+    """
+    first = done.get(0)
+    if first is None:
+        return await evaluate_initial(problem, recorder.run_id, evals, recorder, pending.pop(0, None))
+    if first.status is not Status.EVALUATED:
+        raise UserError(
+            f"run '{recorder.run_id}' cannot go on: its initial program failed ({first.status.value}: "
+            f"{one_line(first.error.message if first.error else '', last=True)}); "
+            "fix the problem and start a new run"
+        )
+    return first
 
 
 async def evaluate_initial(
@@ -53,4 +87,4 @@ def check_features(problem: Problem, initial: Program) -> None:
         )
 
 
-__all__ = ["check_features", "evaluate_initial"]
+__all__ = ["check_features", "evaluate_initial", "restore", "start_from"]

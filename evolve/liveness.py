@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from evolve.database.lease import LeaseLost, RunLease
 from evolve.outcomes import RunHalted
@@ -33,4 +34,28 @@ async def wall_clock(seconds: float, begun: float, on_reached: Callable[[str], N
     on_reached(f"max_wall_time {seconds:g} s reached")
 
 
-__all__ = ["heartbeat", "wall_clock"]
+class WallClock:
+    """The run's wall-time limit, which a ``budget`` command may change: (re)started as one of the
+    run's tasks through ``spawn``, counted from ``begun`` (the command's start)."""
+
+    def __init__(
+        self,
+        spawn: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None] | None],
+        begun: float,
+        on_reached: Callable[[str], None],
+    ) -> None:
+        self._spawn = spawn
+        self._begun = begun
+        self._on_reached = on_reached
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, seconds: float | None) -> None:
+        """Count ``seconds`` from the start (none: no limit), replacing the limit running."""
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        if seconds is not None:
+            self._task = self._spawn(wall_clock(seconds, self._begun, self._on_reached))
+
+
+__all__ = ["WallClock", "heartbeat", "wall_clock"]

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
 from evolve.database import Database
-from evolve.errors import one_line
+from evolve.errors import UserError, first_error, one_line
+from evolve.outcomes import RunHalted
 from evolve.records import LLMReply, Message, Program, RetriedFailure
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,27 @@ class Recorder:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+
+    @contextlib.contextmanager
+    def session(self, interrupted: Callable[[], str]) -> Iterator[None]:
+        """The writer open for the run's life, and how it ended recorded if by an exception:
+        ``interrupted`` (with the reason ``interrupted()`` gives) on a cancellation or Ctrl-C,
+        ``stopped`` on a halt or a user error (resumable), else ``failed``. An exception group
+        (a task's failure) is raised as its first error."""
+        self.open()
+        try:
+            yield
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            self.end("interrupted", interrupted())
+            raise
+        except BaseException as exc:
+            err = first_error(exc)
+            self.end("stopped" if isinstance(err, RunHalted | UserError) else "failed", str(err))
+            if err is not exc:
+                raise err from exc
+            raise
+        finally:
+            self.close()
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a database call; once asked for, a write happens even if the task that asked is

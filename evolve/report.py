@@ -207,7 +207,10 @@ def program_text(d: ProgramDetail) -> str:
                                             for k, v in p.metrics.items()))
     if p.timings:
         head.append("timings: " + ", ".join(f"{k}={v:.3g}" for k, v in p.timings.items()))
-    parts = ["\n".join(head)]
+    if d.front is not None:
+        head.append(f"pareto front: {'on' if d.on_front else 'not on'} the run's front of {len(d.front)} programs"
+                    + ("" if d.picked else " (evolve show RUN without PROGRAM lists them)"))
+    parts = ([front_text(d)] if d.picked else []) + ["\n".join(head)]
     if p.error is not None:
         parts.append(f"== error: {p.error.kind.value}{f' ({p.error.stage})' if p.error.stage else ''}\n"
                      f"{p.error.message.rstrip()}")
@@ -228,9 +231,24 @@ def program_text(d: ProgramDetail) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def front_text(d: ProgramDetail) -> str:
+    """What a ``show`` without PROGRAM shows: which program, and for a pareto run that the best is
+    a front, its members and how to see another."""
+    if d.front is None:
+        return f"the run's best by {d.primary}: program {d.program.id}"
+    lines = [f"the best of a pareto run is its front: {len(d.front)} programs no other program dominates; "
+             f"shown: the front's best by {d.primary}, program {d.program.id} (another: evolve show RUN PROGRAM)"]
+    for pid, values in d.front:
+        lines.append(f"front: {pid}  " + "  ".join(f"{k}={v:.6g}" for k, v in values.items())
+                     + ("  (shown)" if pid == d.program.id else ""))
+    return "\n".join(lines)
+
+
 def program_json(run_id: str, d: ProgramDetail) -> dict[str, Any]:
     return {
-        "run_id": run_id, "primary": d.primary, "score": d.program.score(d.primary),
+        "run_id": run_id, "primary": d.primary, "score": d.program.score(d.primary), "picked": d.picked,
+        "on_front": d.on_front,
+        "front": None if d.front is None else [{"id": pid, "objectives": values} for pid, values in d.front],
         "program": d.program.model_dump(mode="json"),
         "parent": d.parent.model_dump(mode="json") if d.parent else None,
         "call": d.call, "children": [{"id": c.id, "iteration": c.iteration, "status": c.status.value}

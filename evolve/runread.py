@@ -208,7 +208,7 @@ def run_status(db: Reader, run_id: str) -> RunStatus:
     outcomes = {st.value: counts[st.value] for st in Status if counts.get(st.value)}
     bk = problem.spec.best_known
     search = row.config.get("search", {})
-    strategy = str(search.get("strategy", "map_elites"))
+    strategy = strategy_of(row)
     return RunStatus(
         run_id=row.id, state=run_state(row, db.lease_holder(row.id)), stop_reason=row.stop_reason, problem=row.problem,
         problem_root=row.problem_root, primary=primary, direction=problem.spec.metrics.direction,
@@ -225,6 +225,11 @@ def run_status(db: Reader, run_id: str) -> RunStatus:
                  for e in db.run_events(run_id)],
         strategy=strategy, front=_front(programs, problem) if strategy == "pareto" else None,
     )
+
+
+def strategy_of(row: RunRow | RunInfo) -> str:
+    """The run's search strategy (``search.strategy`` of its stored config)."""
+    return str(row.config.get("search", {}).get("strategy", "map_elites"))
 
 
 def _front(programs: Sequence[Program], problem: Problem) -> list[tuple[str, dict[str, float]]]:
@@ -331,21 +336,41 @@ def lineage_of(db: Reader, run_id: str, program: str | None) -> tuple[list[Progr
 
 @dataclass(frozen=True)
 class ProgramDetail:
-    """One program in full: itself, its parent, the model call it came from, its children."""
+    """One program in full: itself, its parent, the model call it came from, its children; for a
+    pareto run, the run's front too (its best is the front, not one program)."""
 
     program: Program
     primary: str
     parent: Program | None
     call: dict[str, Any] | None
     children: list[Program]
+    #: search=pareto: the run's front, (program id, objectives); ``None`` for other strategies.
+    front: list[tuple[str, dict[str, float]]] | None = None
+    #: No program was asked for: this is the run's best (pareto: the front's best by the primary).
+    picked: bool = False
+
+    @property
+    def on_front(self) -> bool | None:
+        """Whether the program is on its pareto run's front (``None``: not a pareto run)."""
+        return None if self.front is None else any(pid == self.program.id for pid, _ in self.front)
 
 
-def program_detail(db: Reader, run_id: str, which: str) -> ProgramDetail:
+def program_detail(db: Reader, run_id: str, which: str | None) -> ProgramDetail:
+    """The program ``which`` names (id, id prefix, iteration), or the run's best when ``None``."""
     problem = stored_problem(db, run_id)
-    program = find_program(db, run_id, which)
+    front: list[tuple[str, dict[str, float]]] | None = None
+    program: Program | None = None
+    if strategy_of(run_row(db, run_id)) == "pareto":
+        programs = db.programs(run_id)
+        front = _front(programs, problem)
+        ids = {pid for pid, _ in front}
+        if which is None:
+            program = _best([p for p in programs if p.id in ids], problem)
+    if program is None:
+        program = best_of(db, run_id)[0] if which is None else find_program(db, run_id, which)
     parent = db.program(program.parent_id) if program.parent_id else None
     return ProgramDetail(program, problem.spec.metrics.primary, parent, db.program_call(program.id),
-                         db.children(program.id))
+                         db.children(program.id), front=front, picked=which is None)
 
 
 def export_rows(db: Reader, run_id: str) -> list[dict[str, Any]]:

@@ -161,6 +161,54 @@ def test_status_names_the_strategy_and_shows_the_pareto_front(toy_dir: Path, tmp
     assert front and all(pid in status.stdout for pid in front)
 
 
+def test_show_marks_the_pareto_front_and_without_a_program_shows_the_front(toy_dir: Path, tmp_path: Path) -> None:
+    import yaml
+
+    spec = yaml.safe_load((toy_dir / "problem.yaml").read_text())
+    spec["metrics"]["objectives"] = {"energy": "minimize", "code_length": "minimize"}
+    (toy_dir / "problem.yaml").write_text(yaml.safe_dump(spec))
+    r = evolve("run", f"problem={toy_dir}", "search=pareto", "max_iterations=12", "run_name=r",
+               "progress=false", "evaluator.concurrency=1", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    con = sqlite3.connect(tmp_path / "runs" / "r" / "evolve.db")
+    rows = con.execute("select id, score, length(code) from programs where status = 'evaluated' order by iteration").fetchall()
+    front = [i for i, e, n in rows if not any(e2 <= e and n2 <= n and (e2 < e or n2 < n) for _, e2, n2 in rows)]
+    best = min((e, k, i) for k, (i, e, _) in enumerate(rows) if i in front)[2]  # lowest energy, earliest
+    off = [i for i, _, _ in rows if i not in front]
+    assert len(front) >= 2 and off, "the seeded run has a front of several and dominated programs"
+
+    out = evolve("show", "r", cwd=tmp_path).stdout  # piped: plain text
+    assert f"the best of a pareto run is its front: {len(front)} programs" in out
+    listed = [line.split()[1] for line in out.splitlines() if line.startswith("front: ")]
+    assert sorted(listed) == sorted(front)
+    assert [line for line in out.splitlines() if line.endswith("(shown)")] == [
+        next(line for line in out.splitlines() if line.startswith(f"front: {best}"))]
+    assert f"program: {best}\n" in out and f"pareto front: on the run's front of {len(front)} programs" in out
+
+    dominated = evolve("show", "r", off[-1], cwd=tmp_path).stdout
+    assert f"program: {off[-1]}\n" in dominated and "pareto front: not on the run's front" in dominated
+    assert "front: " + front[0] not in dominated  # the front is listed only when no program is asked for
+
+    as_json = json.loads(evolve("show", "r", "--json", cwd=tmp_path).stdout)
+    assert as_json["picked"] is True and as_json["on_front"] is True and as_json["program"]["id"] == best
+    assert sorted(m["id"] for m in as_json["front"]) == sorted(front)
+    assert set(as_json["front"][0]["objectives"]) == {"energy", "code_length"}
+    off_json = json.loads(evolve("show", "r", off[-1], "--json", cwd=tmp_path).stdout)
+    assert off_json["picked"] is False and off_json["on_front"] is False
+
+
+def test_show_without_a_program_shows_the_best_of_a_single_objective_run(toy_dir: Path, tmp_path: Path) -> None:
+    r = evolve("run", f"problem={toy_dir}", "max_iterations=6", "run_name=r", "progress=false",
+               "evaluator.concurrency=1", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    con = sqlite3.connect(tmp_path / "runs" / "r" / "evolve.db")
+    best = con.execute("select id from programs where status = 'evaluated' order by score, iteration").fetchone()[0]
+    out = evolve("show", "r", cwd=tmp_path).stdout
+    assert out.startswith(f"the run's best by energy: program {best}\n") and "pareto" not in out
+    as_json = json.loads(evolve("show", "r", "--json", cwd=tmp_path).stdout)
+    assert as_json["program"]["id"] == best and as_json["on_front"] is None and as_json["front"] is None
+
+
 def test_a_run_keeps_its_strategy_on_resume(toy_dir: Path, tmp_path: Path) -> None:
     r = evolve("run", f"problem={toy_dir}", "search=random", "max_iterations=2", "run_name=r",
                "progress=false", "evaluator.concurrency=1", cwd=tmp_path)

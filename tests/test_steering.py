@@ -7,7 +7,19 @@ import sqlite3
 import subprocess
 import time
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
+import pytest
+
+from evolve.config import RunConfig
+from evolve.database.commands import Command
+from evolve.problem import Problem
+from evolve.proposals import program_id
+from evolve.recorder import Recorder
+from evolve.records import Program
+from evolve.steering import Steering
+from tests.test_controller import make_config
 from tests.test_run_trust import EVOLVE, FAST, evolve, proj, query, run_row, wait_for_programs
 
 __all__ = ["proj"]  # the fixture, shared with the run tests
@@ -105,3 +117,68 @@ def test_a_command_sent_to_a_stopped_run_waits_for_its_next_controller(proj: Pat
     assert con.execute("select count(*) from programs").fetchone()[0] == 10
     con.close()
 
+
+
+class FakeRun:
+    """A live run as :class:`Steering` sees it (the ``Steerable`` protocol), without a controller."""
+
+    def __init__(self, config: RunConfig, applied: int, free: bool = True) -> None:
+        self.run_id, self.config, self.paused, self.applied = "r", config, False, applied
+        self.free, self.calls, self.spawned = free, list[tuple[Any, ...]](), list[str]()
+
+    def schedule(self) -> None:
+        self.calls.append(("schedule",))
+
+    def stop(self, reason: str) -> None:
+        self.calls.append(("stop", reason))
+
+    def reconfigure(self, config: RunConfig, *, restart_clock: bool) -> None:
+        self.config = config
+        self.calls.append(("reconfigure", config.max_iterations, restart_clock))
+
+    def claim_iteration(self) -> int:
+        if not self.free:
+            raise ValueError("no free iteration to inject into")
+        return self.applied + 1
+
+    def spawn(self, coro: Any) -> None:
+        self.spawned.append(coro.__qualname__)
+        coro.close()
+
+    async def evaluate(self, program: Program) -> None:
+        raise AssertionError("not run here")
+
+
+def steer(run: FakeRun, kind: str, **args: Any) -> str:
+    recorder = Recorder(SimpleNamespace(set_run_status=None), run.run_id, "offline")  # type: ignore[arg-type]
+    return Steering(run, recorder).apply(Command(kind=kind, args=args))  # type: ignore[arg-type]
+
+
+def test_steering_pauses_resumes_and_stops_the_run_it_is_given(toy: Problem, tmp_path: Path) -> None:
+    run = FakeRun(make_config(toy, tmp_path), applied=3)
+    assert steer(run, "resume") == "not paused: nothing to resume"
+    assert steer(run, "pause").startswith("paused") and run.paused
+    assert steer(run, "resume") == "resumed" and not run.paused
+    assert steer(run, "stop").startswith("stopping")
+    assert run.calls == [("schedule",), ("schedule",), ("stop", "stopped by a command (evolve ctl)")]
+
+
+def test_a_budget_is_stored_with_the_run_and_restarts_the_clock_only_for_max_wall_time(toy: Problem, tmp_path: Path) -> None:
+    run = FakeRun(make_config(toy, tmp_path), applied=5)
+    with pytest.raises(ValueError, match="max_iterations 4 is below the 5 iterations done"):
+        steer(run, "budget", max_iterations=4)
+    assert run.calls == [] and run.spawned == [] and run.config.max_iterations == 8  # nothing changed
+    assert steer(run, "budget", max_iterations=20) == "budget now max_iterations=20"
+    assert steer(run, "budget", max_wall_time=60.0) == "budget now max_wall_time=60.0"
+    assert run.calls == [("reconfigure", 20, False), ("reconfigure", 20, True)]
+    assert run.config.max_wall_time == 60.0
+    assert run.spawned == ["Recorder.call", "Recorder.call"]  # the new limits written for a resume
+
+
+def test_inject_takes_the_next_free_iteration_or_is_refused(toy: Problem, tmp_path: Path) -> None:
+    run = FakeRun(make_config(toy, tmp_path, search={"islands": 2}), applied=4)
+    assert steer(run, "inject", code="x = 1\n") == f"injected as iteration 5 (program {program_id('r', 5)})"
+    assert run.spawned == ["Steering._injected"]
+    run.free = False
+    with pytest.raises(ValueError, match="no free iteration"):
+        steer(run, "inject", code="x = 1\n")
