@@ -88,10 +88,13 @@ class PidsCgroup:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
 
-    def remove(self) -> None:
+    def remove(self) -> bool:
+        """Kill every member and remove the directory; whether it is gone (the kernel refuses
+        while a killed member is still exiting)."""
         self.kill_all()
         with contextlib.suppress(OSError):
             self.path.rmdir()
+        return not self.path.exists()
 
 
 _V1_MEMORY = Path("/sys/fs/cgroup/memory")
@@ -166,9 +169,9 @@ class MemoryCgroup:
                 return int(value)
         return 0
 
-    def remove(self) -> None:
-        """Kill what is left in it and remove it."""
-        PidsCgroup(self.path).remove()
+    def remove(self) -> bool:
+        """Kill what is left in it and remove it; whether it is gone."""
+        return PidsCgroup(self.path).remove()
 
 
 #: The CFS period the CPU rate cap is expressed in (the kernel's default), in microseconds.
@@ -255,10 +258,9 @@ class CpuCgroup:
         """CPU seconds every process that was ever in the cgroup has used (0.0 if unreadable)."""
         return parse_usage(_read(self.usage_file), self.v2)
 
-    def remove(self) -> None:
-        """Kill what is left in it and remove its directories."""
-        for path in self.paths:
-            PidsCgroup(path).remove()
+    def remove(self) -> bool:
+        """Kill what is left in it and remove its directories; whether they are gone."""
+        return all([PidsCgroup(path).remove() for path in self.paths])
 
 
 def quota_us(cores: float) -> int:

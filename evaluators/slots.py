@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 _CGROUP_SLACK = 4
 #: Memory a slot's cgroup allows beyond the problem's limit: the supervisor and bubblewrap.
 _SUPERVISOR_MB = 256
+#: How many times (10 ms apart) removing a slot's cgroup is retried at the end.
+_REMOVE_TRIES = 50
 
 
 def deny_same_user_access() -> bool:
@@ -325,24 +327,31 @@ class SlotPool:
 
     async def aclose(self) -> None:
         """Stop templates, kill what is left in every slot, remove directories and cgroups."""
+        cgroups: list[PidsCgroup | MemoryCgroup | CpuCgroup] = []
         for slot in self._slots:
             for template in slot.templates:
                 await template.aclose()
             slot.sweep()
-            if slot.cgroup is not None:
-                slot.cgroup.remove()
-            if slot.memory is not None:
-                slot.memory.remove()
-                if slot.cgroup is not None and slot.cgroup.path == slot.memory.path:
-                    slot.cgroup = None
-            if slot.cpu is not None:
-                if not slot.cpu.v2:  # a v2 one is the memory cgroup's directory, removed above
-                    slot.cpu.remove()
-                slot.cpu = None
+            cgroups += [c for c in (slot.cgroup, slot.memory, slot.cpu) if c is not None]
+            if slot.cgroup and slot.memory and slot.cgroup.path == slot.memory.path:
+                slot.cgroup = None
+            slot.cpu = None
             shutil.rmtree(slot.directory, ignore_errors=True)
+        await _remove_cgroups(cgroups)
         self._slots = []
         self._queue = None
         self._lease.release()
+
+
+async def _remove_cgroups(cgroups: Sequence[PidsCgroup | MemoryCgroup | CpuCgroup]) -> None:
+    """Kill what is left in ``cgroups`` and remove them. The kernel refuses to remove a cgroup
+    (EBUSY) until the processes just killed in it have fully exited: retry for a moment."""
+    pending = [c for c in cgroups if not c.remove()]
+    for _ in range(_REMOVE_TRIES):
+        if not pending:
+            return
+        await asyncio.sleep(0.01)
+        pending = [c for c in pending if not c.remove()]
 
 
 def joining(procs_files: Sequence[str], argv: list[str]) -> list[str]:

@@ -16,7 +16,7 @@ from evaluators.cgroup import CFS_PERIOD_US, CpuCgroup, parse_usage, quota_us
 from evaluators.cpu_budget import MIN_INTERVAL_S, CpuBudget, CpuMeter
 from evaluators.local import LocalEvaluator
 from evaluators.outcome import Ending, decide
-from evaluators.slots import joining
+from evaluators.slots import _remove_cgroups, joining
 from evolve.problem import Problem
 from evolve.records import Status
 from tests.evaluators.conftest import without_namespaces
@@ -266,3 +266,16 @@ def test_a_cpu_kill_is_reported_as_the_cpu_time_limit() -> None:
     status, _, message = decide(ending)
     assert status is Status.TIMEOUT
     assert message == "exceeded the CPU-time limit of 1 s (its processes together used 1.03 s of CPU)"
+
+
+async def test_a_slot_cgroup_the_kernel_still_holds_is_removed_once_it_lets_go(tmp_path: Path) -> None:
+    # Right after its processes are killed, removing a cgroup fails (EBUSY) until they have
+    # fully exited; a plain directory with a file in it fails the same way until emptied.
+    busy = tmp_path / "evolve-1-x-0-cpu"
+    busy.mkdir()
+    (busy / "held").write_text("")
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.05, (busy / "held").unlink)
+    cgroup = CpuCgroup((busy,), busy / "cpuacct.usage", False, 1.0)
+    await _remove_cgroups([cgroup])
+    assert not busy.exists()
