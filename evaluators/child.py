@@ -754,7 +754,9 @@ def serve(sock_fd: int) -> None:
     one too large for a message is ``{"payload": "fd"}`` with a memfd attached that holds it.
     Each request is followed by ``{"token": ...}``, read once the candidate is forked and
     returned in the reply's header, so the pool credits a reply to the request it answers.
-    For each, the template makes the working directory afresh (the candidate's file, an empty
+    ``{"ready": T}`` is answered ``{"token": T}``: the pool asks once the template has started,
+    so that its imports are done before a candidate's CPU time is counted.
+    For each request, the template makes the working directory afresh (the candidate's file, an empty
     ``tmp``), forks the child with two pipes of its own (the private result channel, and
     stdout/stderr), reads them while it waits, kills the child's whole tree when it ends, at the
     wall-time limit or when a ``{"kill": ...}`` message asks, and replies once: a JSON header
@@ -795,6 +797,9 @@ def serve(sock_fd: int) -> None:
         channel = fds.pop(0) if request.get("channel") and fds else None
         for fd in fds:
             os.close(fd)
+        if "ready" in request:  # the pool waits until the imports are done
+            sock.send(json.dumps({"token": str(request["ready"])}).encode())
+            continue
         if "workdir" not in request:  # a kill that arrived after its candidate had ended
             if channel is not None:
                 os.close(channel)

@@ -133,14 +133,27 @@ class WarmTemplate:
     def running(self) -> bool:
         return self._proc is not None and self._proc.returncode is None
 
-    async def ensure_started(self) -> None:
-        """Start the template (or restart it after it died)."""
-        if not self.running or self._sock is None:
-            self.stop()
-            if self._proc is not None:  # reap the one that died (it was killed by stop)
-                with contextlib.suppress(ProcessLookupError, TimeoutError):
-                    await asyncio.wait_for(self._proc.wait(), _KILL_GRACE_S)
-            await self._start()
+    async def ensure_started(self) -> bool:
+        """Start the template (or restart it after it died); whether it was (re)started."""
+        if self.running and self._sock is not None:
+            return False
+        self.stop()
+        if self._proc is not None:  # reap the one that died (it was killed by stop)
+            with contextlib.suppress(ProcessLookupError, TimeoutError):
+                await asyncio.wait_for(self._proc.wait(), _KILL_GRACE_S)
+        await self._start()
+        return True
+
+    async def _until_ready(self, within_s: float) -> None:
+        """Wait (at most ``within_s``) until a template just started has done its imports and
+        answers, so that its start-up is not counted as the next candidate's CPU time. A
+        template that dies or is slower is left to the run, as without this wait."""
+        token = secrets.token_hex(16)
+        with contextlib.suppress(OSError, TimeoutError, TemplateDied):
+            assert self._sock is not None
+            self._sock.send(json.dumps({"ready": token}).encode())
+            async with asyncio.timeout(within_s):
+                await self._reply_to(token)
 
     async def run(self, request: RunRequest) -> Collected:
         """Run one candidate to its end and collect what it left.
@@ -166,7 +179,8 @@ class WarmTemplate:
         ).encode()
         fds = () if request.channel_fd is None else (request.channel_fd,)
         for attempt in (1, 2):
-            await self.ensure_started()
+            if await self.ensure_started() and self._cpu is not None:
+                await self._until_ready(request.timeout_s)
             try:
                 assert self._sock is not None
                 send_message(self._sock, message, "evolve-request", fds)

@@ -279,3 +279,20 @@ async def test_a_slot_cgroup_the_kernel_still_holds_is_removed_once_it_lets_go(t
     cgroup = CpuCgroup((busy,), busy / "cpuacct.usage", False, 1.0)
     await _remove_cgroups([cgroup])
     assert not busy.exists()
+
+
+@pytest.mark.parametrize("mode", ["warm", "cold"])
+async def test_a_templates_start_up_is_not_counted_as_the_candidates_cpu_time(
+    make_problem: Callable[..., Problem], evaluator_for: Callable[..., LocalEvaluator], mode: str
+) -> None:
+    # The template's imports (some 0.3 s of CPU in the slot's cgroup) happen before the
+    # candidate starts: a trivial candidate stays far under a CPU-time limit of 0.15 s.
+    problem = make_problem(
+        imports=["numpy", "scipy", "sqlalchemy"], limits={"timeout_s": 5, "cpu_time_s": 0.15}
+    )
+    ev = evaluator_for(problem, mode=mode, concurrency=1)
+    try:
+        results = [await ev.evaluate("def run():\n    return {'x': 1}\n") for _ in range(2)]
+    finally:
+        await ev.aclose()
+    assert [r.status for r in results] == [Status.EVALUATED] * 2, results[0].error
