@@ -106,10 +106,14 @@ def remove_tree(path: str) -> None:
     """Remove ``path`` whatever a candidate did to it: directories it made unreadable or
     unwritable to their owner are opened up (chmod) before their entries are removed. Nothing
     here follows a link: ``rmtree`` does not, and chmod is applied only to what ``lstat`` found
-    to be a directory (the candidate's processes are dead by then, so nothing swaps it)."""
+    to be a directory (the candidate's processes are dead by then, so nothing swaps it), and
+    never to anything above ``path`` (such as ``/tmp``, when ``path`` itself cannot go)."""
+    top = os.path.abspath(path)
 
     def open_up(_func: object, failed: str, _exc: object) -> None:
         for directory in (os.path.dirname(failed), failed):
+            if os.path.commonpath([top, os.path.abspath(directory)]) != top:
+                continue
             with contextlib.suppress(OSError):
                 if stat.S_ISDIR(os.lstat(directory).st_mode):
                     os.chmod(directory, 0o700)
