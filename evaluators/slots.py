@@ -2,7 +2,8 @@
 
 A slot bundles what one running candidate needs exclusively: a directory that its working
 directories live in (bound writable into bubblewrap), a sandbox uid when the evaluator is root,
-pids, memory and CPU cgroups when the machine allows them, and a launcher (a warm template or cold spawns).
+pids, memory and CPU cgroups when the machine allows them, and a launcher (a warm template or
+cold spawns).
 :class:`SlotPool` sets them up on first use, hands them out one evaluation at a time and tears
 everything down in :meth:`SlotPool.aclose`.
 """
