@@ -1,9 +1,11 @@
-"""A pids cgroup per sandbox slot: a process limit root cannot escape, and a complete kill list.
+"""Cgroups per sandbox slot: limits that hold for a candidate's whole process tree.
 
-Used when the machine lets us create cgroups (root with a writable pids controller, v1 or v2).
-The runner joins its slot's cgroup before running the candidate, so every descendant is a
+Used when the machine lets us create cgroups (root with writable controllers, v1 or v2). A pids
+cgroup: the runner joins its slot's before running the candidate, so every descendant is a
 member whatever it does to its process group or parent; ``pids.max`` caps a fork bomb even for
-root, and killing every pid in ``cgroup.procs`` until it is empty leaves nothing behind.
+root, and killing every pid in ``cgroup.procs`` until it is empty leaves nothing behind. A memory
+cgroup and a CPU cgroup hold the slot's whole sandbox (see :class:`MemoryCgroup` and
+:class:`CpuCgroup`).
 """
 
 from __future__ import annotations
@@ -86,10 +88,13 @@ class PidsCgroup:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
 
-    def remove(self) -> None:
+    def remove(self) -> bool:
+        """Kill every member and remove the directory; whether it is gone (the kernel refuses
+        while a killed member is still exiting)."""
         self.kill_all()
         with contextlib.suppress(OSError):
             self.path.rmdir()
+        return not self.path.exists()
 
 
 _V1_MEMORY = Path("/sys/fs/cgroup/memory")
@@ -164,9 +169,115 @@ class MemoryCgroup:
                 return int(value)
         return 0
 
-    def remove(self) -> None:
-        """Kill what is left in it and remove it."""
-        PidsCgroup(self.path).remove()
+    def remove(self) -> bool:
+        """Kill what is left in it and remove it; whether it is gone."""
+        return PidsCgroup(self.path).remove()
+
+
+#: The CFS period the CPU rate cap is expressed in (the kernel's default), in microseconds.
+CFS_PERIOD_US = 100_000
+#: The smallest quota the kernel accepts per period, in microseconds.
+_MIN_QUOTA_US = 1_000
+
+
+class CpuCgroup:
+    """A slot's CPU cgroup: a rate cap of ``cores`` for its whole sandbox, and the CPU time
+    every process in it has used together (:meth:`usage_s`), which the launcher measures a
+    candidate's CPU-time limit against.
+
+    Made where root can: in the slot's cgroup v2 directory (the one its memory and pids limits
+    live in; a process is in one v2 cgroup only) when the cpu controller is delegated to it,
+    else in cgroup v1's ``cpu`` and ``cpuacct`` hierarchies (one directory each, or one shared
+    when they are mounted together). :meth:`create` returns None elsewhere. ``cores`` is None
+    when the cap could not be set (a parent's lower quota, under v1): the parent's quota then
+    holds and the CPU time is still measured.
+    """
+
+    def __init__(self, paths: tuple[Path, ...], usage_file: Path, v2: bool, cores: float | None) -> None:
+        self.paths = paths  # every directory the sandbox joins (v1: cpu and cpuacct)
+        self.usage_file = usage_file
+        self.v2 = v2
+        self.cores = cores
+
+    @classmethod
+    def create(cls, name: str, cores: float, v2_dir: Path | None = None) -> CpuCgroup | None:
+        """The slot's CPU cgroup, capped at ``cores``: ``v2_dir`` (the slot's existing v2
+        cgroup, if any) when its cpu controller is enabled, else v1 directories called ``name``
+        next to this process's own; None when neither is possible."""
+        if os.geteuid() != 0:
+            return None
+        if v2_dir is not None and (v2_dir / "cpu.max").exists():
+            made = cls.in_v2(v2_dir, cores)
+            if made is not None:
+                return made
+        cpu, acct = _own_v1_dir("cpu"), _own_v1_dir("cpuacct")
+        if cpu is None or acct is None:
+            return None
+        if not (cpu / "cpu.cfs_quota_us").exists() or not (acct / "cpuacct.usage").exists():
+            return None
+        return cls.in_v1(cpu / name, acct / name, cores)
+
+    @classmethod
+    def in_v2(cls, directory: Path, cores: float) -> CpuCgroup | None:
+        """Cap the existing v2 cgroup ``directory`` (its ``cpu.max``); None if refused."""
+        try:
+            (directory / "cpu.max").write_text(f"{quota_us(cores)} {CFS_PERIOD_US}")
+        except OSError:
+            return None
+        return cls((directory,), directory / "cpu.stat", True, cores)
+
+    @classmethod
+    def in_v1(cls, cpu_dir: Path, acct_dir: Path, cores: float) -> CpuCgroup | None:
+        """Make ``cpu_dir`` (capped) and ``acct_dir`` (measured; may be the same directory
+        through a symlink); None, with nothing left behind, if either cannot be made."""
+        made: list[Path] = []
+        try:
+            for path in (cpu_dir, acct_dir):
+                if not path.exists():
+                    path.mkdir()
+                    made.append(path)
+        except OSError:
+            for path in made:
+                with contextlib.suppress(OSError):
+                    path.rmdir()
+            return None
+        capped: float | None = cores
+        try:
+            (cpu_dir / "cpu.cfs_period_us").write_text(str(CFS_PERIOD_US))
+            (cpu_dir / "cpu.cfs_quota_us").write_text(str(quota_us(cores)))
+        except OSError:  # v1 refuses a quota above a parent's: the parent's then holds
+            capped = None
+        paths = (cpu_dir,) if cpu_dir.resolve() == acct_dir.resolve() else (cpu_dir, acct_dir)
+        return cls(paths, acct_dir / "cpuacct.usage", False, capped)
+
+    @property
+    def procs_files(self) -> tuple[str, ...]:
+        return tuple(str(path / "cgroup.procs") for path in self.paths)
+
+    def usage_s(self) -> float:
+        """CPU seconds every process that was ever in the cgroup has used (0.0 if unreadable)."""
+        return parse_usage(_read(self.usage_file), self.v2)
+
+    def remove(self) -> bool:
+        """Kill what is left in it and remove its directories; whether they are gone."""
+        return all([PidsCgroup(path).remove() for path in self.paths])
+
+
+def quota_us(cores: float) -> int:
+    """The CFS quota per :data:`CFS_PERIOD_US` that lets ``cores`` cores run."""
+    return max(_MIN_QUOTA_US, round(cores * CFS_PERIOD_US))
+
+
+def parse_usage(text: str, v2: bool) -> float:
+    """CPU seconds from v2's ``cpu.stat`` (``usage_usec``) or v1's ``cpuacct.usage`` (ns)."""
+    if not v2:
+        value = text.strip()
+        return int(value) / 1e9 if value.isdigit() else 0.0
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if key == "usage_usec" and value.strip().isdigit():
+            return int(value) / 1e6
+    return 0.0
 
 
 def _read(path: Path) -> str:

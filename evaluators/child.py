@@ -106,10 +106,14 @@ def remove_tree(path: str) -> None:
     """Remove ``path`` whatever a candidate did to it: directories it made unreadable or
     unwritable to their owner are opened up (chmod) before their entries are removed. Nothing
     here follows a link: ``rmtree`` does not, and chmod is applied only to what ``lstat`` found
-    to be a directory (the candidate's processes are dead by then, so nothing swaps it)."""
+    to be a directory (the candidate's processes are dead by then, so nothing swaps it), and
+    never to anything above ``path`` (such as ``/tmp``, when ``path`` itself cannot go)."""
+    top = os.path.abspath(path)
 
     def open_up(_func: object, failed: str, _exc: object) -> None:
         for directory in (os.path.dirname(failed), failed):
+            if os.path.commonpath([top, os.path.abspath(directory)]) != top:
+                continue
             with contextlib.suppress(OSError):
                 if stat.S_ISDIR(os.lstat(directory).st_mode):
                     os.chmod(directory, 0o700)
@@ -754,7 +758,9 @@ def serve(sock_fd: int) -> None:
     one too large for a message is ``{"payload": "fd"}`` with a memfd attached that holds it.
     Each request is followed by ``{"token": ...}``, read once the candidate is forked and
     returned in the reply's header, so the pool credits a reply to the request it answers.
-    For each, the template makes the working directory afresh (the candidate's file, an empty
+    ``{"ready": T}`` is answered ``{"token": T}``: the pool asks once the template has started,
+    so that its imports are done before a candidate's CPU time is counted.
+    For each request, the template makes the working directory afresh (the candidate's file, an empty
     ``tmp``), forks the child with two pipes of its own (the private result channel, and
     stdout/stderr), reads them while it waits, kills the child's whole tree when it ends, at the
     wall-time limit or when a ``{"kill": ...}`` message asks, and replies once: a JSON header
@@ -795,6 +801,9 @@ def serve(sock_fd: int) -> None:
         channel = fds.pop(0) if request.get("channel") and fds else None
         for fd in fds:
             os.close(fd)
+        if "ready" in request:  # the pool waits until the imports are done
+            sock.send(json.dumps({"token": str(request["ready"])}).encode())
+            continue
         if "workdir" not in request:  # a kill that arrived after its candidate had ended
             if channel is not None:
                 os.close(channel)

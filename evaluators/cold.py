@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 
+from evaluators.cpu_budget import CpuMeter
 from evaluators.sandbox import Collected, RunRequest
 from evaluators.warm import WarmTemplate
 
@@ -26,6 +27,7 @@ class ColdLauncher:
         env: the supervisor's environment (already scrubbed).
         host_kill: kills the candidate from the host side, cheaply (its cgroup).
         sweep: kills everything the slot may still have running once the supervisor is stopped.
+        cpu: reads the slot's CPU time (see :class:`WarmTemplate`), or None.
     """
 
     def __init__(
@@ -37,9 +39,10 @@ class ColdLauncher:
         env: dict[str, str],
         host_kill: Callable[[], None],
         sweep: Callable[[], None],
+        cpu: CpuMeter | None = None,
     ) -> None:
         self._supervisor = partial(
-            WarmTemplate, python, prefix, slot_dir, workdir, env, (), host_kill, sweep
+            WarmTemplate, python, prefix, slot_dir, workdir, env, (), host_kill, sweep, cpu
         )
 
     async def run(self, request: RunRequest) -> Collected:

@@ -90,6 +90,7 @@ class LocalEvaluator:
                 max_processes=problem.spec.limits.max_processes,
                 bwrap=config.bwrap,
                 memory_mb=problem.spec.limits.memory_mb,
+                cpu_cores=problem.spec.limits.cpu_cores,
             )
         )
         self._scorer = ScorerPool(

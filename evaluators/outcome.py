@@ -37,6 +37,8 @@ class Ending:
     cpu_s: float
     max_report_bytes: int
     supervisor_lost: bool = False
+    cpu_exceeded: bool = False  # all of its processes together used ``cpu_s`` (a cgroup's count)
+    cpu_used_s: float = 0.0
 
 
 _REPORT_STATUS = {
@@ -52,6 +54,13 @@ def decide(ending: Ending) -> tuple[Status, Any, str]:
     """Status, output and message for a run; the wall-time kill wins over everything else."""
     if ending.timed_out:
         return Status.TIMEOUT, None, f"exceeded the wall-time limit of {ending.timeout_s:g} s"
+    if ending.cpu_exceeded:
+        return (
+            Status.TIMEOUT,
+            None,
+            f"exceeded the CPU-time limit of {ending.cpu_s:g} s (its processes together used "
+            f"{ending.cpu_used_s:.2f} s of CPU)",
+        )
     if ending.supervisor_lost:
         return (
             Status.EXCEPTION,

@@ -71,6 +71,7 @@ class RunRequest:
     output_tail: int
     report_max: int = MAX_REPORT_BYTES + 1
     channel_fd: int | None = None  # an interactive run's end of its channel (this process's fd)
+    cpu_s: float = 0.0  # CPU time for all of the candidate's processes together (0: unchecked)
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,8 @@ class Collected:
     report_total: int = 0  # bytes written on the result channel (more than ``report`` if cut)
     output: str = ""
     supervisor_lost: bool = False  # the sandbox's supervisor died or answered nonsense
+    cpu_exceeded: bool = False  # killed by the launcher: its processes used ``RunRequest.cpu_s``
+    cpu_used_s: float = 0.0  # the CPU time they had used then (all of them together)
 
 
 class Launcher(Protocol):
@@ -136,6 +139,7 @@ async def run_candidate(
             output_tail=half,
             channel_fd=channel_fd,
             report_max=spec.max_report_bytes + 1,
+            cpu_s=spec.cpu_s,
         )
     )
     ending = Ending(
@@ -144,6 +148,8 @@ async def run_candidate(
         returncode=collected.returncode,
         timed_out=collected.timed_out,
         supervisor_lost=collected.supervisor_lost,
+        cpu_exceeded=collected.cpu_exceeded,
+        cpu_used_s=collected.cpu_used_s,
         timeout_s=spec.timeout_s,
         cpu_s=spec.cpu_s,
         max_report_bytes=spec.max_report_bytes,

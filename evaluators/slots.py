@@ -2,7 +2,8 @@
 
 A slot bundles what one running candidate needs exclusively: a directory that its working
 directories live in (bound writable into bubblewrap), a sandbox uid when the evaluator is root,
-a pids cgroup when the machine allows one, and a launcher (a warm template or cold spawns).
+pids, memory and CPU cgroups when the machine allows them, and a launcher (a warm template or
+cold spawns).
 :class:`SlotPool` sets them up on first use, hands them out one evaluation at a time and tears
 everything down in :meth:`SlotPool.aclose`.
 """
@@ -14,15 +15,17 @@ import contextlib
 import importlib.util
 import logging
 import os
+import shlex
 import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evaluators.cgroup import MemoryCgroup, PidsCgroup, pids_parent
+from evaluators.cgroup import CpuCgroup, MemoryCgroup, PidsCgroup, pids_parent
 from evaluators.child import PR_SET_DUMPABLE, prctl, remove_tree
 from evaluators.cold import ColdLauncher
+from evaluators.cpu_budget import CpuMeter
 from evaluators.environment import candidate_env
 from evaluators.isolation import (
     RUNNER_DIR,
@@ -44,6 +47,8 @@ logger = logging.getLogger(__name__)
 _CGROUP_SLACK = 4
 #: Memory a slot's cgroup allows beyond the problem's limit: the supervisor and bubblewrap.
 _SUPERVISOR_MB = 256
+#: How many times (10 ms apart) removing a slot's cgroup is retried at the end.
+_REMOVE_TRIES = 50
 
 
 def deny_same_user_access() -> bool:
@@ -70,6 +75,7 @@ class Slot:
     uid: int | None = None
     cgroup: PidsCgroup | None = None
     memory: MemoryCgroup | None = None  # the whole sandbox's memory limit, where root can set one
+    cpu: CpuCgroup | None = None  # the whole sandbox's CPU cap and count, where root can set one
     launcher: Launcher | None = None
     templates: list[WarmTemplate] = field(default_factory=list)
 
@@ -90,6 +96,22 @@ class Slot:
     def oom_kills(self) -> int:
         """Processes the kernel killed so far in the slot's memory cgroup (0 without one)."""
         return self.memory.oom_kills() if self.memory is not None else 0
+
+    def cpu_meter(self) -> CpuMeter | None:
+        """How a launcher reads this slot's CPU time (None without a CPU cgroup): at most its
+        cap, or the machine's cores, run at once."""
+        if self.cpu is None:
+            return None
+        cores = float(os.cpu_count() or 1)
+        rate = min(self.cpu.cores, cores) if self.cpu.cores is not None else cores
+        return CpuMeter(self.cpu.usage_s, rate)
+
+    def sandbox_cgroups(self) -> list[str]:
+        """The ``cgroup.procs`` files the whole sandbox (supervisor and candidate) starts in."""
+        files = [self.memory.procs_file] if self.memory is not None else []
+        if self.cpu is not None:
+            files += [f for f in self.cpu.procs_files if f not in files]
+        return files
 
     def sweep(self) -> None:
         """Kill everything of this slot, however it escaped: its cgroup and every process of
@@ -113,6 +135,7 @@ class PoolSettings:
     max_processes: int
     bwrap: str | None = None  # the bubblewrap executable; None: the system's, else the bundled
     memory_mb: int = 0  # the problem's memory limit, applied per slot too where root can
+    cpu_cores: float = 1.0  # the cores a slot's candidate may use at once, where root can cap it
 
 
 class SlotPool:
@@ -179,9 +202,13 @@ class SlotPool:
                     )
             elif parent is not None:
                 slot.cgroup = PidsCgroup.create(parent, name, s.max_processes + _CGROUP_SLACK)
+            v2_dir = slot.memory.path if slot.memory is not None and slot.memory.v2 else None
+            slot.cpu = CpuCgroup.create(f"{name}-cpu", s.cpu_cores, v2_dir)
             slots.append(slot)
         if slots[0].memory is not None:
             sweep_stale([slots[0].memory.path.parent])
+        if slots[0].cpu is not None and not slots[0].cpu.v2:
+            sweep_stale([path.parent for path in slots[0].cpu.paths])
         self._slots = slots
         uid_problem = "" if uids else _no_uid()
         if uids:
@@ -205,8 +232,7 @@ class SlotPool:
         s = self._settings
         assert self.isolation is not None
         prefix = self.isolation.prefix(slot.directory, s.hidden)
-        if slot.memory is not None:  # the sandbox starts inside the slot's memory cgroup
-            prefix = ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', slot.memory.procs_file, *prefix]
+        prefix = joining(slot.sandbox_cgroups(), prefix)
         # Under bubblewrap the PID namespace dies with the supervisor; without it, only the
         # uid sweep finds descendants that escaped it.
         sweep_uid = self.isolation.kind != "bwrap"
@@ -214,9 +240,12 @@ class SlotPool:
         args = (s.python, prefix, slot.directory, slot.workdir, slot.env)
         if not s.warm:
             return ColdLauncher(
-                *args, slot.kill_cgroup, slot.sweep if sweep_uid else slot.kill_cgroup
+                *args,
+                slot.kill_cgroup,
+                slot.sweep if sweep_uid else slot.kill_cgroup,
+                slot.cpu_meter(),
             )
-        template = WarmTemplate(*args, s.imports, slot.kill_cgroup, slot.sweep)
+        template = WarmTemplate(*args, s.imports, slot.kill_cgroup, slot.sweep, slot.cpu_meter())
         slot.templates.append(template)
         return template
 
@@ -278,12 +307,17 @@ class SlotPool:
     def _warn_about_gaps(self, slot: Slot) -> None:
         """Say, in one warning, which limits hold per process rather than per candidate here."""
         assert self.isolation is not None
-        gaps = [
-            "the CPU-time limit holds per process (a candidate's children each get their own)",
-            "its working directory's disk use is bounded per file (max_file_mb), not in total",
-        ]
+        gaps = []
         if slot.memory is None:
-            gaps.insert(0, "memory_mb holds per process, for want of a memory cgroup per slot")
+            gaps.append("memory_mb holds per process, for want of a memory cgroup per slot")
+        if slot.cpu is None:
+            gaps.append(
+                "the CPU-time limit holds per process (a candidate's children each get their "
+                "own) and cpu_cores is not applied, for want of a CPU cgroup per slot"
+            )
+        elif slot.cpu.cores is None:
+            gaps.append("cpu_cores is not applied (a parent cgroup's CPU quota is lower)")
+        gaps.append("its working directory's disk use is bounded per file (max_file_mb), not in total")
         unprivileged_bwrap = self.isolation.kind == "bwrap" and os.geteuid() != 0
         if slot.uid is None and slot.cgroup is None and not unprivileged_bwrap:
             gaps.append(
@@ -294,20 +328,40 @@ class SlotPool:
 
     async def aclose(self) -> None:
         """Stop templates, kill what is left in every slot, remove directories and cgroups."""
+        cgroups: list[PidsCgroup | MemoryCgroup | CpuCgroup] = []
         for slot in self._slots:
             for template in slot.templates:
                 await template.aclose()
             slot.sweep()
-            if slot.cgroup is not None:
-                slot.cgroup.remove()
-            if slot.memory is not None:
-                slot.memory.remove()
-                if slot.cgroup is not None and slot.cgroup.path == slot.memory.path:
-                    slot.cgroup = None
+            cgroups += [c for c in (slot.cgroup, slot.memory, slot.cpu) if c is not None]
+            if slot.cgroup and slot.memory and slot.cgroup.path == slot.memory.path:
+                slot.cgroup = None
+            slot.cpu = None
             shutil.rmtree(slot.directory, ignore_errors=True)
+        await _remove_cgroups(cgroups)
         self._slots = []
         self._queue = None
         self._lease.release()
+
+
+async def _remove_cgroups(cgroups: Sequence[PidsCgroup | MemoryCgroup | CpuCgroup]) -> None:
+    """Kill what is left in ``cgroups`` and remove them. The kernel refuses to remove a cgroup
+    (EBUSY) until the processes just killed in it have fully exited: retry for a moment."""
+    pending = [c for c in cgroups if not c.remove()]
+    for _ in range(_REMOVE_TRIES):
+        if not pending:
+            return
+        await asyncio.sleep(0.01)
+        pending = [c for c in pending if not c.remove()]
+
+
+def joining(procs_files: Sequence[str], argv: list[str]) -> list[str]:
+    """``argv`` started inside the cgroups whose ``cgroup.procs`` files are given: a shell
+    writes its own pid to each, then becomes ``argv`` (so every process it starts is in them)."""
+    if not procs_files:
+        return argv
+    writes = " && ".join(f"echo $$ > {shlex.quote(path)}" for path in procs_files)
+    return ["/bin/sh", "-c", f'{writes} && exec "$@"', "evolve-sandbox", *argv]
 
 
 def refusal_reason(isolation: Isolation, root: bool, uid_problem: str) -> str:

@@ -20,10 +20,12 @@ import secrets
 import socket
 import subprocess
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from evaluators.child import fds_of, read_memfd, send_message
+from evaluators.cpu_budget import CpuBudget, CpuMeter
 from evaluators.reaper import kill_tree
 from evaluators.sandbox import Collected, RunRequest, output_text
 
@@ -56,6 +58,8 @@ class WarmTemplate:
             cheaply (its cgroup); used when a run is cancelled.
         sweep: kills everything the slot may have running (all of its uid); used when the
             template itself is stopped, since the template normally does this inside.
+        cpu: reads the slot's CPU time (its cgroup), to hold each candidate's processes together
+            to the request's ``cpu_s``; None where there is no such count.
     """
 
     def __init__(
@@ -68,6 +72,7 @@ class WarmTemplate:
         imports: Sequence[str],
         host_kill: Callable[[], None],
         sweep: Callable[[], None],
+        cpu: CpuMeter | None = None,
     ) -> None:
         self._argv = [*prefix, python, "-I", str(RUNNER), "serve"]
         self._slot_dir = slot_dir
@@ -75,6 +80,7 @@ class WarmTemplate:
         self._env = {**env, "EVOLVE_WARM_IMPORTS": json.dumps(list(imports))}
         self._host_kill = host_kill
         self._sweep = sweep
+        self._cpu = cpu
         self._proc: asyncio.subprocess.Process | None = None
         self._sock: socket.socket | None = None
         self._unsettled = False  # a run whose reply has not been collected (it was cancelled)
@@ -127,14 +133,27 @@ class WarmTemplate:
     def running(self) -> bool:
         return self._proc is not None and self._proc.returncode is None
 
-    async def ensure_started(self) -> None:
-        """Start the template (or restart it after it died)."""
-        if not self.running or self._sock is None:
-            self.stop()
-            if self._proc is not None:  # reap the one that died (it was killed by stop)
-                with contextlib.suppress(ProcessLookupError, TimeoutError):
-                    await asyncio.wait_for(self._proc.wait(), _KILL_GRACE_S)
-            await self._start()
+    async def ensure_started(self) -> bool:
+        """Start the template (or restart it after it died); whether it was (re)started."""
+        if self.running and self._sock is not None:
+            return False
+        self.stop()
+        if self._proc is not None:  # reap the one that died (it was killed by stop)
+            with contextlib.suppress(ProcessLookupError, TimeoutError):
+                await asyncio.wait_for(self._proc.wait(), _KILL_GRACE_S)
+        await self._start()
+        return True
+
+    async def _until_ready(self, within_s: float) -> None:
+        """Wait (at most ``within_s``) until a template just started has done its imports and
+        answers, so that its start-up is not counted as the next candidate's CPU time. A
+        template that dies or is slower is left to the run, as without this wait."""
+        token = secrets.token_hex(16)
+        with contextlib.suppress(OSError, TimeoutError, TemplateDied):
+            assert self._sock is not None
+            self._sock.send(json.dumps({"ready": token}).encode())
+            async with asyncio.timeout(within_s):
+                await self._reply_to(token)
 
     async def run(self, request: RunRequest) -> Collected:
         """Run one candidate to its end and collect what it left.
@@ -160,7 +179,8 @@ class WarmTemplate:
         ).encode()
         fds = () if request.channel_fd is None else (request.channel_fd,)
         for attempt in (1, 2):
-            await self.ensure_started()
+            if await self.ensure_started() and self._cpu is not None:
+                await self._until_ready(request.timeout_s)
             try:
                 assert self._sock is not None
                 send_message(self._sock, message, "evolve-request", fds)
@@ -171,9 +191,12 @@ class WarmTemplate:
                 if attempt == 2:
                     raise
         self._unsettled = True
+        loop = asyncio.get_running_loop()
+        budget = None
+        if self._cpu is not None and request.cpu_s > 0:
+            budget = CpuBudget(self._cpu, request.cpu_s, loop.time())
         try:
-            async with asyncio.timeout(request.timeout_s + _ANSWER_GRACE_S):
-                reply = await self._reply_to(token)
+            reply = await self._reply_within(token, request.timeout_s + _ANSWER_GRACE_S, budget)
         except TimeoutError:
             self.stop()
             return Collected(returncode=None, timed_out=True)
@@ -187,7 +210,33 @@ class WarmTemplate:
         collected = _collected(reply)
         if collected.supervisor_lost:
             self.stop()
+        if budget is not None and budget.exceeded:
+            collected = replace(collected, cpu_exceeded=True, cpu_used_s=budget.used_s)
         return collected
+
+    async def _reply_within(self, token: str, within_s: float, budget: CpuBudget | None) -> bytes:
+        """The reply to ``token`` (see :meth:`_reply_to`) within ``within_s``. Meanwhile the
+        run's CPU time is checked when it could have reached its ``budget``; at the budget, the
+        candidate is killed, all of its processes, and the supervisor's reply follows.
+
+        Raises:
+            TimeoutError: no reply in time.
+            TemplateDied: see :meth:`_reply_to`.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within_s
+        while True:
+            watching = budget is not None and not budget.exceeded
+            until = min(deadline, budget.next_check) if budget and watching else deadline
+            try:
+                async with asyncio.timeout_at(until):
+                    return await self._reply_to(token)
+            except TimeoutError:
+                if not watching or until >= deadline:
+                    raise
+            assert budget is not None
+            if budget.check(loop.time()):
+                self._kill_current()
 
     async def _reply_to(self, token: str) -> bytes:
         """The reply whose header carries ``token``; any other (a stale reply to an abandoned

@@ -55,7 +55,19 @@ class FeatureSpec(_Spec):
 class Limits(_Spec):
     timeout_s: float = Field(default=30.0, gt=0)
     memory_mb: int = Field(default=2048, ge=64)
-    cpu_time_s: float | None = Field(default=None, gt=0, description="defaults to timeout_s")
+    cpu_time_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="defaults to timeout_s; all of a candidate's processes together where a "
+        "CPU cgroup per slot can be made (root), else per process",
+    )
+    cpu_cores: float = Field(
+        default=1.0,
+        ge=0.01,
+        le=1024,
+        description="cores a candidate's processes may use at once, together (a CPU cgroup's "
+        "quota; applied where root can make one)",
+    )
     max_processes: int = Field(default=64, ge=1)
     max_file_mb: int = Field(default=64, ge=1)
     max_output_kb: int = Field(default=64, ge=1, description="captured stdout/stderr kept")

@@ -41,6 +41,14 @@ def test_wrong_type_names_the_field(toy_dir: Path) -> None:
         load_problem(toy_dir)
 
 
+def test_a_cpu_cores_limit_out_of_range_names_the_field(toy_dir: Path) -> None:
+    _edit(toy_dir, "timeout_s: 10", "timeout_s: 10\n  cpu_cores: 0")
+    with pytest.raises(UserError, match=r"field 'limits\.cpu_cores': Input should be greater"):
+        load_problem(toy_dir)
+    _edit(toy_dir, "cpu_cores: 0", "cpu_cores: 2.5")
+    assert load_problem(toy_dir).spec.limits.cpu_cores == 2.5
+
+
 def test_missing_initial_program_names_the_field(toy_dir: Path) -> None:
     _edit(toy_dir, "initial_program: initial.py", "initial_program: nope.py")
     with pytest.raises(UserError, match=r"field 'initial_program': file not found"):
