@@ -90,6 +90,8 @@ class LocalEvaluator:
                 max_processes=problem.spec.limits.max_processes,
                 bwrap=config.bwrap,
                 memory_mb=problem.spec.limits.memory_mb,
+                disk_mb=problem.spec.limits.max_disk_mb,
+                max_files=problem.spec.limits.max_files,
             )
         )
         self._scorer = ScorerPool(

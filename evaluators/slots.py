@@ -1,7 +1,8 @@
 """Sandbox slots: one per concurrent evaluation, each with its own directory, uid and launcher.
 
 A slot bundles what one running candidate needs exclusively: a directory that its working
-directories live in (bound writable into bubblewrap), a sandbox uid when the evaluator is root,
+directories live in (a bounded scratch file system where this machine allows one, see
+:mod:`evaluators.scratch`), a sandbox uid when the evaluator is root,
 a pids cgroup when the machine allows one, and a launcher (a warm template or cold spawns).
 :class:`SlotPool` sets them up on first use, hands them out one evaluation at a time and tears
 everything down in :meth:`SlotPool.aclose`.
@@ -34,6 +35,14 @@ from evaluators.isolation import (
 )
 from evaluators.reaper import kill_uid
 from evaluators.sandbox import Confinement, Launcher, RunSpec, run_candidate
+from evaluators.scratch import (
+    NO_SCRATCH,
+    Scratch,
+    ScratchLimits,
+    make_host_scratch,
+    sweep_mounts,
+    unmount,
+)
 from evaluators.uids import UidLease
 from evaluators.warm import WarmTemplate
 from evolve.records import Status
@@ -72,11 +81,14 @@ class Slot:
     memory: MemoryCgroup | None = None  # the whole sandbox's memory limit, where root can set one
     launcher: Launcher | None = None
     templates: list[WarmTemplate] = field(default_factory=list)
+    scratch: Scratch = NO_SCRATCH
+    inside: Path | None = None  # the directory as the sandbox sees it (None: the same path)
 
     @property
     def workdir(self) -> Path:
-        """Where each candidate runs: made afresh by the launcher, inside the slot's directory."""
-        return self.directory / "work"
+        """Where each candidate runs: made afresh by the launcher, inside the slot's directory
+        (as the sandbox sees it)."""
+        return (self.inside or self.directory) / "work"
 
     @property
     def confinement(self) -> Confinement:
@@ -113,6 +125,8 @@ class PoolSettings:
     max_processes: int
     bwrap: str | None = None  # the bubblewrap executable; None: the system's, else the bundled
     memory_mb: int = 0  # the problem's memory limit, applied per slot too where root can
+    disk_mb: int = 0  # the scratch file system's size (0: per-file limits only)
+    max_files: int = 0  # and its file count, where it can be bounded
 
 
 class SlotPool:
@@ -161,10 +175,14 @@ class SlotPool:
         swept = sweep_stale([parent] if parent is not None else [])
         if swept:
             logger.info("removed %d slot folders and cgroups of ended runs", len(swept))
-        slots = []
+        slots: list[Slot] = []
+        self._slots = slots  # closed by aclose even if making a later one fails
         for i in range(s.size):
             directory = _make_slot_dir(i)
             slot = Slot(i, directory, uid=uids[i] if i < len(uids) else None)
+            slot.scratch = self._scratch_for(directory)
+            bwrap = self.isolation.kind == "bwrap"
+            slot.inside = slot.scratch.inside(directory, bwrap)
             slot.env = candidate_env(slot.workdir, s.passthrough, os.environ)
             name = f"evolve-{os.getpid()}-{id(self):x}-{i}"
             if s.memory_mb:
@@ -201,10 +219,25 @@ class SlotPool:
         for slot in slots:
             self._queue.put_nowait(slot)
 
+    def _scratch_for(self, directory: Path) -> Scratch:
+        """The slot's bounded scratch file system: a tmpfs root mounts on its directory, else
+        one bubblewrap makes, else none (per-file limits only)."""
+        s = self._settings
+        assert self.isolation is not None
+        if not s.disk_mb:
+            return NO_SCRATCH
+        limits = ScratchLimits(s.disk_mb * 2**20, s.max_files)
+        bwrap = self.isolation.kind == "bwrap"
+        if os.geteuid() == 0 and make_host_scratch(directory, limits, for_bwrap=bwrap):
+            return Scratch("host", limits)
+        if bwrap and self.isolation.sized_tmpfs:
+            return Scratch("bwrap", limits)
+        return NO_SCRATCH
+
     def _launcher(self, slot: Slot) -> Launcher:
         s = self._settings
         assert self.isolation is not None
-        prefix = self.isolation.prefix(slot.directory, s.hidden)
+        prefix = self.isolation.prefix(slot.directory, s.hidden, slot.scratch)
         if slot.memory is not None:  # the sandbox starts inside the slot's memory cgroup
             prefix = ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', slot.memory.procs_file, *prefix]
         # Under bubblewrap the PID namespace dies with the supervisor; without it, only the
@@ -225,7 +258,7 @@ class SlotPool:
         What went wrong ('' when it can)."""
         s = self._settings
         assert self.isolation is not None
-        prefix = self.isolation.prefix(slot.directory, s.hidden)
+        prefix = self.isolation.prefix(slot.directory, s.hidden, slot.scratch)
         env = candidate_env(slot.workdir, (), {})
         launcher = ColdLauncher(
             s.python, prefix, slot.directory, slot.workdir, env, slot.kill_cgroup, slot.sweep
@@ -280,8 +313,10 @@ class SlotPool:
         assert self.isolation is not None
         gaps = [
             "the CPU-time limit holds per process (a candidate's children each get their own)",
-            "its working directory's disk use is bounded per file (max_file_mb), not in total",
         ]
+        disk = slot.scratch.gap(self.isolation.kind == "bwrap")
+        if disk:
+            gaps.append(disk)
         if slot.memory is None:
             gaps.insert(0, "memory_mb holds per process, for want of a memory cgroup per slot")
         unprivileged_bwrap = self.isolation.kind == "bwrap" and os.geteuid() != 0
@@ -304,6 +339,8 @@ class SlotPool:
                 slot.memory.remove()
                 if slot.cgroup is not None and slot.cgroup.path == slot.memory.path:
                     slot.cgroup = None
+            if slot.scratch.kind == "host":
+                unmount(slot.directory)
             shutil.rmtree(slot.directory, ignore_errors=True)
         self._slots = []
         self._queue = None
@@ -355,11 +392,12 @@ def _make_slot_dir(index: int) -> Path:
 
 
 def sweep_stale(parents: Sequence[Path]) -> list[Path]:
-    """Remove slot directories (in the temporary directory) and slot cgroups (in ``parents``)
-    that processes which no longer exist left behind: an evolve killed with SIGKILL cannot
+    """Remove slot directories (in the temporary directory, their scratch tmpfs unmounted) and
+    slot cgroups (in ``parents``) that processes which no longer exist left behind: an evolve killed with SIGKILL cannot
     clean up. Those of live processes, and what this user may not remove, are left alone.
     Returns what was removed."""
     removed = []
+    sweep_mounts(Path(tempfile.gettempdir()), _alive)  # before their folders go
     for path in Path(tempfile.gettempdir()).glob("evolve-slot*-*-*"):
         owner = path.name.split("-")[2]
         if owner.isdigit() and not _alive(int(owner)) and path.is_dir() and _owned(path):
