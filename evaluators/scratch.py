@@ -32,9 +32,9 @@ SANDBOX_ROOT = Path("/tmp")
 #: The folders of a host-mounted scratch file system bound as the sandbox's ``/tmp`` and
 #: ``/dev/shm``.
 TMP_DIR, SHM_DIR = "tmp", "shm"
-#: Inodes beyond ``max_files`` for what the supervisor makes itself: the root, ``shm``, the
-#: working directory, its ``tmp`` and the candidate's file, and bubblewrap's mount points.
-_INODE_SLACK = 16
+#: Inodes beyond ``max_files`` for what the sandbox makes itself: the root, ``tmp`` and ``shm``,
+#: the working directory, its ``tmp`` and the candidate's file, and bubblewrap's mount points.
+INODE_SLACK = 16
 _MS_NOSUID, _MS_NODEV = 2, 4
 _MNT_DETACH = 2
 #: bubblewrap's first release with ``--size`` for a tmpfs.
@@ -60,7 +60,7 @@ def mount_tmpfs(path: Path, limits: ScratchLimits, mode: int) -> None:
     Raises:
         OSError: the mount was refused (no CAP_SYS_ADMIN, as in many containers).
     """
-    options = f"size={limits.max_bytes},nr_inodes={limits.max_files + _INODE_SLACK},mode={mode:o}"
+    options = f"size={limits.max_bytes},nr_inodes={limits.max_files + INODE_SLACK},mode={mode:o}"
     flags = _MS_NOSUID | _MS_NODEV
     if _libc().mount(b"tmpfs", os.fsencode(path), b"tmpfs", flags, options.encode()) != 0:
         errno = ctypes.get_errno()
