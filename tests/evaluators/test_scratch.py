@@ -404,5 +404,5 @@ def test_a_bad_scratch_limit_is_an_error_naming_the_field(
         (root / "problem.yaml").read_text().replace("limits:\n", f"limits:\n  {field}: {value}\n")
     )
     (root / "problem.yaml").write_text(text)
-    with pytest.raises(UserError, match=rf"field 'limits\.{field}'"):
+    with pytest.raises(UserError, match=rf"field 'limits\.{field}': Input should be greater"):
         load_problem(root)
