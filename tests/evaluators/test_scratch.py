@@ -315,32 +315,38 @@ def _lock_tree(top: Path) -> None:
         (top / depth).chmod(0)
 
 
-def test_remove_tree_removes_a_locked_nested_tree_as_its_owner(tmp_path: Path) -> None:
+def test_remove_tree_removes_a_locked_nested_tree_as_its_owner() -> None:
     """As the tree's owner without root's override (root drops to an unprivileged uid in a
     forked child): mode 000 at every depth, then a read-only nested tree."""
-    work = tmp_path / "work"
-    work.mkdir()
+    work = Path(tempfile.mkdtemp(prefix="evolve-test-locked-"))  # pytest's folders are private
+    work.chmod(0o755)
     if ROOT:
-        for parent in (tmp_path, *tmp_path.parents[:2]):  # pytest's are private to root
-            parent.chmod(parent.stat().st_mode | 0o711)
         os.chown(work, 65534, 65534)
+    try:
+        _remove_locked_trees_as_owner(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _remove_locked_trees_as_owner(work: Path) -> None:
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
+            os.chdir(work)  # relative paths from here: the uid need not traverse its parents
             if ROOT:
                 os.setgroups([])
                 os.setgid(65534)
                 os.setuid(65534)
-            _lock_tree(work / "locked")
-            ro = work / "readonly" / "inner"
+            _lock_tree(Path("locked"))
+            ro = Path("readonly", "inner")
             ro.mkdir(parents=True)
             (ro / "f").write_text("x")
             ro.chmod(0o500)
             ro.parent.chmod(0o500)
-            remove_tree(str(work / "locked"))
-            remove_tree(str(work / "readonly"))
-            code = 0 if not os.listdir(work) else 2
+            remove_tree("locked")
+            remove_tree("readonly")
+            code = 0 if not os.listdir(".") else 2
         except BaseException as exc:
             os.write(2, f"{exc!r}\n".encode())
         finally:
