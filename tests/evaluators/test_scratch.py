@@ -30,7 +30,7 @@ import pytest_asyncio
 from evaluators.child import remove_tree
 from evaluators.isolation import UNCONFINED, SandboxUnavailable, bundled_bwrap
 from evaluators.local import LocalEvaluator
-from evaluators.scratch import INODE_SLACK, mount_points
+from evaluators.scratch import INODE_SLACK, mount_points, parse_version, sizes_tmpfs
 from evolve.config import EvaluatorConfig
 from evolve.errors import UserError
 from evolve.problem import Problem, load_problem
@@ -412,3 +412,16 @@ def test_a_bad_scratch_limit_is_an_error_naming_the_field(
     (root / "problem.yaml").write_text(text)
     with pytest.raises(UserError, match=rf"field 'limits\.{field}': Input should be greater"):
         load_problem(root)
+
+
+@pytest.mark.parametrize(
+    ("text", "sizes"),
+    [
+        ("bubblewrap 0.8.0", False),
+        ("bubblewrap 0.10.0", True),
+        ("bubblewrap 0.11.0\n", True),
+        ("", False),
+    ],
+)
+def test_only_bubblewrap_0_10_or_later_can_bound_a_tmpfs(text: str, sizes: bool) -> None:
+    assert sizes_tmpfs(parse_version(text)) is sizes
