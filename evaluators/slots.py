@@ -186,7 +186,10 @@ class SlotPool:
             slot.env = candidate_env(slot.workdir, s.passthrough, os.environ)
             name = f"evolve-{os.getpid()}-{id(self):x}-{i}"
             if s.memory_mb:
-                limit = (s.memory_mb + _SUPERVISOR_MB) * 2**20
+                # a scratch tmpfs is memory, charged to the cgroup of whoever writes it: room for
+                # it, so that filling it is a full disk (ENOSPC), not a memory kill
+                scratch_mb = s.disk_mb if slot.scratch.kind == "host" else 0
+                limit = (s.memory_mb + _SUPERVISOR_MB + scratch_mb) * 2**20
                 slot.memory = MemoryCgroup.create(f"{name}-memory", limit)
             if parent is not None and slot.memory is not None and slot.memory.v2:
                 # one hierarchy: the candidate must stay in the memory cgroup it joins

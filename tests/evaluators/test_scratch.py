@@ -295,6 +295,30 @@ async def test_what_a_candidate_leaves_does_not_reach_the_next_cold_supervisor(
 
 
 @module_loop
+@pytest.mark.skipif(not ROOT, reason="only root has a memory cgroup per slot")
+async def test_filling_the_scratch_is_a_full_disk_not_a_memory_kill(tmp_path: Path) -> None:
+    # The tmpfs is memory, charged to the slot's memory cgroup: a scratch larger than the
+    # memory limit must still end in ENOSPC at its own bound.
+    root = tmp_path / "toy"
+    shutil.copytree(FIXTURE, root)
+    text = (root / "problem.yaml").read_text().split("limits:")[0]
+    text += "limits:\n  timeout_s: 20\n  memory_mb: 64\n  max_file_mb: 1024\n  max_disk_mb: 384\n"
+    (root / "problem.yaml").write_text(text + "env: []\n")
+    box = await _started(load_problem(root), EvaluatorConfig(concurrency=1))
+    try:
+        if box.ev._slots._slots[0].memory is None:
+            pytest.skip("no memory cgroup on this machine")
+        code = _FILL.replace("PLACES", "['/tmp' if os.path.isdir('/tmp/work') else '.']")
+        code = code.replace("range(64)", "range(512)")
+        result = await box.ev.evaluate(code)
+    finally:
+        await box.ev.aclose()
+    assert result.status is Status.EVALUATED, result
+    ((written, error),) = json.loads(result.stdout_tail.strip().splitlines()[-1]).values()
+    assert error == errno.ENOSPC and 300 < written <= 384, (written, error)
+
+
+@module_loop
 async def test_bubblewraps_own_root_and_dev_are_read_only(box: Sandbox) -> None:
     if not box.bwrap:
         pytest.skip("without bubblewrap the host's file system is the sandbox's")
