@@ -400,7 +400,7 @@ def sweep_stale(parents: Sequence[Path]) -> list[Path]:
     clean up. Those of live processes, and what this user may not remove, are left alone.
     Returns what was removed."""
     removed = []
-    sweep_mounts(Path(tempfile.gettempdir()), _alive)  # before their folders go
+    sweep_mounts(Path(tempfile.gettempdir()).resolve(), _alive)  # before their folders go
     for path in Path(tempfile.gettempdir()).glob("evolve-slot*-*-*"):
         owner = path.name.split("-")[2]
         if owner.isdigit() and not _alive(int(owner)) and path.is_dir() and _owned(path):
