@@ -8,8 +8,8 @@ empties it after every candidate (``child.py``). How it is made depends on the s
 * ``host`` (evolve runs as root): a tmpfs mounted on the slot's directory on the host with
   ``size=`` and ``nr_inodes=``; bubblewrap binds its ``tmp`` folder as the sandbox's ``/tmp``
   (the working directory is ``/tmp/work``) and its ``shm`` folder as ``/dev/shm``; without
-  bubblewrap the working directory lives in it. It is unmounted when the pool closes, and the mounts of a
-  killed run are swept at the next start (:func:`stale_mounts`).
+  bubblewrap the working directory lives in it. It is unmounted when the pool closes, and the
+  mounts of a killed run are swept at the next start (:func:`sweep_mounts`).
 * ``bwrap`` (unprivileged, bubblewrap >= 0.10): bubblewrap makes the sandbox's ``/tmp`` (holding
   the working directory) and ``/dev/shm`` as two tmpfs of ``max_disk_mb`` each (``--size``); it
   cannot bound their file count, which is then bounded only by their size.

@@ -2,8 +2,8 @@
 
 A slot bundles what one running candidate needs exclusively: a directory that its working
 directories live in (a bounded scratch file system where this machine allows one, see
-:mod:`evaluators.scratch`), a sandbox uid when the evaluator is root,
-a pids cgroup when the machine allows one, and a launcher (a warm template or cold spawns).
+:mod:`evaluators.scratch`), a sandbox uid when the evaluator is root, a pids cgroup when the
+machine allows one, and a launcher (a warm template or cold spawns).
 :class:`SlotPool` sets them up on first use, hands them out one evaluation at a time and tears
 everything down in :meth:`SlotPool.aclose`.
 """
@@ -223,8 +223,8 @@ class SlotPool:
             self._queue.put_nowait(slot)
 
     def _scratch_for(self, directory: Path) -> Scratch:
-        """The slot's bounded scratch file system: a tmpfs root mounts on its directory, else
-        one bubblewrap makes, else none (per-file limits only)."""
+        """The slot's bounded scratch file system: a tmpfs that root mounts on its directory,
+        else one that bubblewrap makes, else none (per-file limits only)."""
         s = self._settings
         assert self.isolation is not None
         if not s.disk_mb:
@@ -396,9 +396,9 @@ def _make_slot_dir(index: int) -> Path:
 
 def sweep_stale(parents: Sequence[Path]) -> list[Path]:
     """Remove slot directories (in the temporary directory, their scratch tmpfs unmounted) and
-    slot cgroups (in ``parents``) that processes which no longer exist left behind: an evolve killed with SIGKILL cannot
-    clean up. Those of live processes, and what this user may not remove, are left alone.
-    Returns what was removed."""
+    slot cgroups (in ``parents``) that processes which no longer exist left behind: an evolve
+    killed with SIGKILL cannot clean up. Those of live processes, and what this user may not
+    remove, are left alone. Returns what was removed."""
     removed = []
     sweep_mounts(Path(tempfile.gettempdir()).resolve(), _alive)  # before their folders go
     for path in Path(tempfile.gettempdir()).glob("evolve-slot*-*-*"):
