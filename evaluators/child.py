@@ -188,9 +188,10 @@ def scratch_skeleton(mountinfo: str = "/proc/self/mountinfo") -> dict[str, set[s
             points = [line.split(" ")[4] for line in fh.read().splitlines() if line.count(" ") > 4]
     except OSError:
         points = []
+    roots = tuple(keep)
     for point in points:
         point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), point)
-        for root in keep:
+        for root in roots:
             if point.startswith(root + "/"):
                 parent = root
                 for name in point[len(root) + 1 :].split("/"):

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from evaluators.child import remove_tree
+from evaluators.child import remove_tree, scratch_skeleton
 from evaluators.isolation import UNCONFINED, SandboxUnavailable, bundled_bwrap
 from evaluators.local import LocalEvaluator
 from evaluators.scratch import INODE_SLACK, mount_points, parse_version, sizes_tmpfs
@@ -465,3 +465,27 @@ def test_a_bad_scratch_limit_is_an_error_naming_the_field(
 )
 def test_only_bubblewrap_0_10_or_later_can_bound_a_tmpfs(text: str, sizes: bool) -> None:
     assert sizes_tmpfs(parse_version(text)) is sizes
+
+
+def test_the_scratch_skeleton_keeps_only_the_way_to_bubblewraps_mount_points(
+    tmp_path: Path,
+) -> None:
+    # An interpreter bound under /tmp (CI's unprivileged venv), a path with an escaped space,
+    # and mounts elsewhere: only the folders on the way to the mounts under /tmp are kept.
+    lines = [
+        "1 0 0:1 / / rw - tmpfs tmpfs rw",
+        "2 1 0:2 / /tmp rw - tmpfs tmpfs rw",
+        "3 2 0:3 / /tmp/ci/venv ro - ext4 /dev/vda ro",
+        "4 2 0:3 / /tmp/ci/src ro - ext4 /dev/vda ro",
+        "5 2 0:3 / /tmp/a\\040b/c ro - ext4 /dev/vda ro",
+        "6 1 0:4 / /dev/shm rw - tmpfs tmpfs rw",
+        "7 1 0:5 / /usr ro - ext4 /dev/vda ro",
+    ]
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text("\n".join(lines) + "\n")
+    assert scratch_skeleton(str(mountinfo)) == {
+        "/tmp": {"ci", "a b"},
+        "/tmp/ci": {"venv", "src"},
+        "/tmp/a b": {"c"},
+        "/dev/shm": set(),
+    }
