@@ -65,9 +65,7 @@ async def test_the_bundled_bwrap_confines_without_a_system_one(
 
 
 async def test_a_configured_bwrap_is_the_only_one_tried() -> None:
-    with pytest.raises(
-        SandboxUnavailable, match=re.escape("bwrap=/nonexistent/bwrap: not installed")
-    ):
+    with pytest.raises(SandboxUnavailable, match=re.escape("bwrap=/nonexistent/bwrap: not installed")):
         await detect("bwrap", sys.executable, bwrap="/nonexistent/bwrap")
 
 

@@ -28,7 +28,7 @@ import pytest
 import pytest_asyncio
 
 from evaluators.child import remove_tree, scratch_skeleton
-from evaluators.isolation import UNCONFINED, SandboxUnavailable, bundled_bwrap
+from evaluators.isolation import UNCONFINED, SandboxUnavailable, bundled_bwrap, system_bwrap
 from evaluators.local import LocalEvaluator
 from evaluators.scratch import INODE_SLACK, mount_points, parse_version, sizes_tmpfs
 from evolve.config import EvaluatorConfig
@@ -70,9 +70,10 @@ class Sandbox:
 
     @property
     def bytes_bounded(self) -> bool:
-        """Whether this setup must bound the bytes written: root mounts a tmpfs, and an
-        unprivileged bubblewrap is the bundled one (>= 0.10, --size) unless a system one sizes."""
-        return ROOT or self.bwrap
+        """Whether this setup must bound the bytes written: root mounts a tmpfs; unprivileged,
+        a bubblewrap >= 0.10 makes one (``--size``; ``auto`` prefers such a bubblewrap)."""
+        version = _version(self.ev.isolation.bwrap) if self.bwrap and self.ev.isolation else ()
+        return ROOT or sizes_tmpfs(version)
 
     @property
     def files_bounded(self) -> bool:
@@ -84,6 +85,11 @@ class Sandbox:
         """Whether the working directory, /tmp and /dev/shm share one bound (root's mount,
         bound into bubblewrap)."""
         return ROOT and self.bwrap
+
+
+def _version(binary: str) -> tuple[int, ...]:
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True)
+    return parse_version(out.stdout)
 
 
 class _Collect(logging.Handler):
@@ -112,12 +118,19 @@ async def _started(problem: Problem, config: EvaluatorConfig) -> Sandbox:
 
 
 @pytest_asyncio.fixture(
-    scope="module", loop_scope="module", params=["bwrap", "bundled-bwrap", "process"]
+    scope="module",
+    loop_scope="module",
+    params=["bwrap", "system-bwrap", "bundled-bwrap", "process"],
 )
 async def box(request: pytest.FixtureRequest, scratch_problem: Problem) -> AsyncIterator[Sandbox]:
-    """One slot per setup, so that each candidate follows the previous one in the same slot."""
+    """One slot per setup, so that each candidate follows the previous one in the same slot:
+    bubblewrap as ``auto`` picks it, the system's and the bundled one named, and none."""
     if request.param == "bundled-bwrap":
         config = EvaluatorConfig(concurrency=1, isolation="bwrap", bwrap=bundled_bwrap())
+    elif request.param == "system-bwrap":
+        if system_bwrap() is None:
+            pytest.skip("no system bubblewrap here")
+        config = EvaluatorConfig(concurrency=1, isolation="bwrap", bwrap=system_bwrap())
     else:
         config = EvaluatorConfig(concurrency=1, isolation=request.param)
     try:
