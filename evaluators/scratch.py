@@ -124,10 +124,11 @@ def sweep_mounts(parent: Path, alive: Callable[[int], bool]) -> list[Path]:
     stacked twice is detached until none is left. Returns the unmounted mount points."""
     swept = []
     for point in stale_mounts(parent, alive):
-        for _ in range(8):
-            if not unmount(point):
-                break
-        swept.append(point)
+        if unmount(point):
+            swept.append(point)
+            for _ in range(8):  # any mount stacked below it
+                if not unmount(point):
+                    break
     return swept
 
 
