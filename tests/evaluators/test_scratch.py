@@ -35,6 +35,7 @@ from evolve.config import EvaluatorConfig
 from evolve.errors import UserError
 from evolve.problem import Problem, load_problem
 from evolve.records import Status
+from tests.cli_helpers import EVOLVE
 
 #: The sandbox cases share one evaluator per setup, hence one event loop per module.
 module_loop = pytest.mark.asyncio(loop_scope="module")
@@ -502,3 +503,44 @@ def test_the_scratch_skeleton_keeps_only_the_way_to_bubblewraps_mount_points(
         "/tmp/a b": {"c"},
         "/dev/shm": set(),
     }
+
+
+# -- as a user meets it: the evolve command -----------------------------------------------------
+
+
+def _init_problem(cwd: Path, limits: str) -> None:
+    subprocess.run([*EVOLVE, "init", "p"], cwd=cwd, capture_output=True, check=True, timeout=60)
+    yaml_path = cwd / "p" / "problem.yaml"
+    yaml_path.write_text(
+        yaml_path.read_text().replace("  timeout_s: 10\n", f"  timeout_s: 10\n{limits}")
+    )
+
+
+def test_evolve_eval_reports_a_full_scratch_as_the_programs_exception(tmp_path: Path) -> None:
+    _init_problem(tmp_path, "  max_disk_mb: 8\n  max_file_mb: 64\n")
+    (tmp_path / "fill.py").write_text(
+        "def run():\n    with open('fill', 'wb') as fh:\n        fh.write(b'x' * 2**26)\n"
+    )
+    r = subprocess.run(
+        [*EVOLVE, "eval", "problem=p", "fill.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    if not ROOT and "not in total" in r.stderr:  # neither root nor bubblewrap >= 0.10 here
+        return
+    assert result["status"] == "exception", result
+    assert "No space left on device" in result["error"]["message"]
+
+
+def test_evolve_refuses_a_bad_max_disk_mb_in_one_line(tmp_path: Path) -> None:
+    _init_problem(tmp_path, "  max_disk_mb: 0\n")
+    r = subprocess.run(
+        [*EVOLVE, "run", "problem=p"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "'limits.max_disk_mb'" in lines[0], r.stderr
