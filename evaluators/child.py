@@ -32,6 +32,7 @@ import gc
 import io
 import json
 import os
+import re
 import resource
 import select
 import shutil
@@ -127,6 +128,25 @@ def remove_tree(path: str) -> None:
         shutil.rmtree(path, onerror=open_up)
         if not os.path.lexists(path):
             return
+        open_dirs(path)
+
+
+def open_dirs(path: str) -> None:
+    """Make every directory under ``path`` (a tree whose writers are dead) searchable and
+    writable by its owner, from the top down, so that nested directories a candidate locked
+    (mode 000, a read-only tree) can be emptied. Links are never followed: ``lstat`` decides
+    what is a directory and ``scandir`` does not follow them."""
+    stack = [path]
+    while stack:
+        directory = stack.pop()
+        try:
+            if not stat.S_ISDIR(os.lstat(directory).st_mode):
+                continue
+            os.chmod(directory, 0o700)
+            with os.scandir(directory) as entries:
+                stack += [e.path for e in entries if e.is_dir(follow_symlinks=False)]
+        except OSError:
+            continue
 
 
 def clear_workdir(workdir: str) -> None:
@@ -161,26 +181,42 @@ def clear_workdir(workdir: str) -> None:
 SCRATCH_DIRS = ("/tmp", "/dev/shm")
 
 
-def scratch_skeleton() -> dict[str, set[str]]:
-    """What the scratch directories hold before any candidate ran (bubblewrap's mount points)."""
-    skeleton = {}
-    for directory in SCRATCH_DIRS:
-        with contextlib.suppress(OSError):
-            skeleton[directory] = set(os.listdir(directory))
-    return skeleton
+def scratch_skeleton(mountinfo: str = "/proc/self/mountinfo") -> dict[str, set[str]]:
+    """What the scratch directories must keep: for each directory on the way to a mount point
+    bubblewrap made in them (an interpreter's folder bound under ``/tmp``, a mask), the names
+    on that way. Everything else there is a candidate's, whenever this supervisor started: the
+    scratch file system may outlive a supervisor (root mounts it per slot)."""
+    keep: dict[str, set[str]] = {d: set() for d in SCRATCH_DIRS if os.path.isdir(d)}
+    try:
+        with open(mountinfo, encoding="utf-8", errors="surrogateescape") as fh:
+            points = [line.split(" ")[4] for line in fh.read().splitlines() if line.count(" ") > 4]
+    except OSError:
+        points = []
+    roots = tuple(keep)
+    for point in points:
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), point)
+        for root in roots:
+            if point.startswith(root + "/"):
+                parent = root
+                for name in point[len(root) + 1 :].split("/"):
+                    keep.setdefault(parent, set()).add(name)
+                    parent = os.path.join(parent, name)
+    return keep
 
 
 def clear_scratch(skeleton: dict[str, set[str]]) -> None:
-    """Remove everything a candidate added to the scratch directories."""
+    """Remove everything a candidate added to the scratch directories (what the skeleton does
+    not name), whatever it did to its modes."""
     for directory, keep in skeleton.items():
         with contextlib.suppress(OSError):
             for name in os.listdir(directory):
                 if name not in keep:
                     path = os.path.join(directory, name)
-                    if stat.S_ISDIR(os.lstat(path).st_mode):
-                        remove_tree(path)
-                    else:
-                        os.unlink(path)
+                    with contextlib.suppress(OSError):
+                        if stat.S_ISDIR(os.lstat(path).st_mode):
+                            remove_tree(path)
+                        else:
+                            os.unlink(path)
 
 
 def prepare_workdir(workdir: str, code: str, uid: int | None) -> None:
@@ -793,6 +829,7 @@ def serve(sock_fd: int) -> None:
     # Under bubblewrap (this process is its PID namespace's init) /tmp and /dev/shm belong to
     # this sandbox alone: what a candidate leaves there goes after each run.
     skeleton = scratch_skeleton() if os.getpid() == 1 else {}
+    clear_scratch(skeleton)  # what a candidate of a supervisor that was killed left
     while True:
         received = _recv_message(sock)
         if received is None:

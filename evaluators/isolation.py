@@ -13,11 +13,12 @@
 
 Under bubblewrap the candidate gets no network, a new PID namespace whose init is the supervisor
 (so signals from the candidate cannot stop or kill it), no further user namespaces (unprivileged
-bubblewrap), a read-only root file system with private ``/tmp`` and ``/dev/shm``, and a writable
-working directory; the problem folder (scorer, hidden data) and the parent's home are replaced by
-empty file systems. Directories that the interpreter needs but that an unprivileged uid could not
-traverse (a Python installed under ``/root``) are bound back on top of those empty file systems,
-which is what lets the candidate drop to a sandbox uid.
+bubblewrap), a read-only root file system (bubblewrap's own root and ``/dev`` remounted
+read-only), and private ``/tmp`` and ``/dev/shm`` holding a writable working directory, bounded
+where this machine allows (:mod:`evaluators.scratch`); the problem folder (scorer, hidden data)
+and the parent's home are replaced by empty file systems. Directories that the interpreter needs
+but that an unprivileged uid could not traverse (a Python installed under ``/root``) are bound
+back on top of those empty file systems, which is what lets the candidate drop to a sandbox uid.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from evaluators.scratch import NO_SCRATCH, Scratch, parse_version, sizes_tmpfs
 from evolve.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -69,18 +71,22 @@ class Isolation:
         needed: host paths the interpreter must still see inside bubblewrap.
         reason: why bubblewrap is not used (empty when it is).
         bwrap: the bubblewrap executable (when ``kind`` is ``"bwrap"``).
+        sized_tmpfs: whether that bubblewrap can bound a tmpfs's size (``--size``).
     """
 
     kind: str
     needed: tuple[Path, ...] = ()
     reason: str = ""
     bwrap: str = "bwrap"
+    sized_tmpfs: bool = False
 
-    def prefix(self, slot_dir: Path, hidden: Iterable[Path]) -> list[str]:
+    def prefix(
+        self, slot_dir: Path, hidden: Iterable[Path], scratch: Scratch = NO_SCRATCH
+    ) -> list[str]:
         """The argv that wraps the runner (empty without bubblewrap)."""
         if self.kind != "bwrap":
             return []
-        return bwrap_argv(slot_dir, hidden, self.needed, binary=self.bwrap)
+        return bwrap_argv(slot_dir, hidden, self.needed, binary=self.bwrap, scratch=scratch)
 
 
 #: What every interpreter may need of the host, read-only: programs, libraries, configuration,
@@ -95,6 +101,7 @@ def bwrap_argv(
     needed: Sequence[Path],
     binary: str = "bwrap",
     unprivileged: bool | None = None,
+    scratch: Scratch = NO_SCRATCH,
 ) -> list[str]:
     """bubblewrap arguments for one sandbox whose writable directory is ``slot_dir``.
 
@@ -110,6 +117,12 @@ def bwrap_argv(
     no further user namespace can be made (``--disable-userns``, bubblewrap >= 0.8), so a
     candidate cannot gain the capabilities to mount file systems; root's candidates run as a
     sandbox uid under a seccomp filter with the same effect.
+
+    ``/tmp`` and ``/dev/shm`` come from ``scratch`` (:mod:`evaluators.scratch`): with a bounded
+    scratch file system the slot's directory is the sandbox's ``/tmp`` and is not bound from
+    the host at its own path. What bubblewrap made itself (the root and ``/dev``) is remounted
+    read-only at the end: they belong to the sandbox's user when it is not root, and would
+    otherwise be an unbounded tmpfs that outlives each candidate.
     """
     if unprivileged is None:
         unprivileged = os.geteuid() != 0
@@ -132,8 +145,7 @@ def bwrap_argv(
     argv += [
         "--dev", "/dev",
         "--proc", "/proc",
-        "--perms", "01777", "--tmpfs", "/tmp",
-        "--perms", "01777", "--tmpfs", "/dev/shm",
+        *scratch.bwrap_args(slot_dir),
     ]  # fmt: skip
     visible = [Path(d) for d in SYSTEM_DIRS if os.path.isdir(d) and not os.path.islink(d)]
     made: set[Path] = set()
@@ -146,8 +158,11 @@ def bwrap_argv(
     for path in hidden:
         if path != Path("/") and any(path.is_relative_to(v) for v in visible) and path.exists():
             argv += ["--tmpfs", str(path)]
-    argv += _parent_dirs(slot_dir, made, visible)
-    argv += ["--bind", str(slot_dir), str(slot_dir), "--chdir", str(slot_dir)]
+    inside = scratch.inside(slot_dir, bwrap=True)
+    if inside == slot_dir:
+        argv += _parent_dirs(slot_dir, made, visible)
+        argv += ["--bind", str(slot_dir), str(slot_dir)]
+    argv += ["--chdir", str(inside), "--remount-ro", "/dev", "--remount-ro", "/"]
     return argv
 
 
@@ -239,11 +254,21 @@ async def detect(requested: str, python: str, bwrap: str | None = None) -> Isola
     if requested == "process":
         return Isolation("process", needed, reason="evaluator.isolation=process was configured")
     refusals = []
+    unsized: Isolation | None = None
     for label, path in bwrap_choices(bwrap):
         reason = "not installed" if path is None else await _bwrap_refusal(path, python, needed)
         if not reason:
-            return Isolation("bwrap", needed, bwrap=str(path))
+            assert path is not None
+            found = Isolation("bwrap", needed, bwrap=path, sized_tmpfs=await _sizes_tmpfs(path))
+            # Unprivileged, only a bubblewrap with --size bounds the disk a candidate fills
+            # (root mounts a bounded tmpfs itself): one that works without is the fallback.
+            if found.sized_tmpfs or os.geteuid() == 0 or bwrap:
+                return found
+            unsized = unsized or found
+            continue
         refusals.append(f"{label}: {reason}")
+    if unsized is not None:
+        return unsized
     reason = "; ".join(refusals)
     if requested == "bwrap":
         raise SandboxUnavailable(
@@ -263,3 +288,12 @@ async def _bwrap_refusal(binary: str, python: str, needed: Sequence[Path]) -> st
     if code != 0:
         return f"a probe run of {binary} failed with exit code {code}: {out[:300]}"
     return ""
+
+
+async def _sizes_tmpfs(binary: str) -> bool:
+    """Whether ``binary`` (a working bubblewrap) can bound a tmpfs's size (``--size``)."""
+    try:
+        code, out = await _output_of([binary, "--version"])
+    except OSError:
+        return False
+    return code == 0 and sizes_tmpfs(parse_version(out))

@@ -91,6 +91,8 @@ class LocalEvaluator:
                 bwrap=config.bwrap,
                 memory_mb=problem.spec.limits.memory_mb,
                 cpu_cores=problem.spec.limits.cpu_cores,
+                disk_mb=problem.spec.limits.max_disk_mb,
+                max_files=problem.spec.limits.max_files,
             )
         )
         self._scorer = ScorerPool(

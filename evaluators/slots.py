@@ -1,9 +1,9 @@
 """Sandbox slots: one per concurrent evaluation, each with its own directory, uid and launcher.
 
 A slot bundles what one running candidate needs exclusively: a directory that its working
-directories live in (bound writable into bubblewrap), a sandbox uid when the evaluator is root,
-pids, memory and CPU cgroups when the machine allows them, and a launcher (a warm template or
-cold spawns).
+directories live in (a bounded scratch file system where this machine allows one, see
+:mod:`evaluators.scratch`), a sandbox uid when the evaluator is root, pids, memory and CPU
+cgroups when the machine allows them, and a launcher (a warm template or cold spawns).
 :class:`SlotPool` sets them up on first use, hands them out one evaluation at a time and tears
 everything down in :meth:`SlotPool.aclose`.
 """
@@ -37,6 +37,14 @@ from evaluators.isolation import (
 )
 from evaluators.reaper import kill_uid
 from evaluators.sandbox import Confinement, Launcher, RunSpec, run_candidate
+from evaluators.scratch import (
+    NO_SCRATCH,
+    Scratch,
+    ScratchLimits,
+    make_host_scratch,
+    sweep_mounts,
+    unmount,
+)
 from evaluators.uids import UidLease
 from evaluators.warm import WarmTemplate
 from evolve.records import Status
@@ -78,11 +86,14 @@ class Slot:
     cpu: CpuCgroup | None = None  # the whole sandbox's CPU cap and count, where root can set one
     launcher: Launcher | None = None
     templates: list[WarmTemplate] = field(default_factory=list)
+    scratch: Scratch = NO_SCRATCH
+    inside: Path | None = None  # the directory as the sandbox sees it (None: the same path)
 
     @property
     def workdir(self) -> Path:
-        """Where each candidate runs: made afresh by the launcher, inside the slot's directory."""
-        return self.directory / "work"
+        """Where each candidate runs: made afresh by the launcher, inside the slot's directory
+        (as the sandbox sees it)."""
+        return (self.inside or self.directory) / "work"
 
     @property
     def confinement(self) -> Confinement:
@@ -136,6 +147,8 @@ class PoolSettings:
     bwrap: str | None = None  # the bubblewrap executable; None: the system's, else the bundled
     memory_mb: int = 0  # the problem's memory limit, applied per slot too where root can
     cpu_cores: float = 1.0  # the cores a slot's candidate may use at once, where root can cap it
+    disk_mb: int = 0  # the scratch file system's size (0: per-file limits only)
+    max_files: int = 0  # and its file count, where it can be bounded
 
 
 class SlotPool:
@@ -184,14 +197,21 @@ class SlotPool:
         swept = sweep_stale([parent] if parent is not None else [])
         if swept:
             logger.info("removed %d slot folders and cgroups of ended runs", len(swept))
-        slots = []
+        slots: list[Slot] = []
+        self._slots = slots  # closed by aclose even if making a later one fails
         for i in range(s.size):
             directory = _make_slot_dir(i)
             slot = Slot(i, directory, uid=uids[i] if i < len(uids) else None)
+            slot.scratch = self._scratch_for(directory)
+            bwrap = self.isolation.kind == "bwrap"
+            slot.inside = slot.scratch.inside(directory, bwrap)
             slot.env = candidate_env(slot.workdir, s.passthrough, os.environ)
             name = f"evolve-{os.getpid()}-{id(self):x}-{i}"
             if s.memory_mb:
-                limit = (s.memory_mb + _SUPERVISOR_MB) * 2**20
+                # a scratch tmpfs is memory, charged to the cgroup of whoever writes it: room for
+                # it, so that filling it is a full disk (ENOSPC), not a memory kill
+                scratch_mb = s.disk_mb if slot.scratch.kind == "host" else 0
+                limit = (s.memory_mb + _SUPERVISOR_MB + scratch_mb) * 2**20
                 slot.memory = MemoryCgroup.create(f"{name}-memory", limit)
             if parent is not None and slot.memory is not None and slot.memory.v2:
                 # one hierarchy: the candidate must stay in the memory cgroup it joins
@@ -228,10 +248,25 @@ class SlotPool:
         for slot in slots:
             self._queue.put_nowait(slot)
 
+    def _scratch_for(self, directory: Path) -> Scratch:
+        """The slot's bounded scratch file system: a tmpfs that root mounts on its directory,
+        else one that bubblewrap makes, else none (per-file limits only)."""
+        s = self._settings
+        assert self.isolation is not None
+        if not s.disk_mb:
+            return NO_SCRATCH
+        limits = ScratchLimits(s.disk_mb * 2**20, s.max_files)
+        bwrap = self.isolation.kind == "bwrap"
+        if os.geteuid() == 0 and make_host_scratch(directory, limits, for_bwrap=bwrap):
+            return Scratch("host", limits)
+        if bwrap and self.isolation.sized_tmpfs:
+            return Scratch("bwrap", limits)
+        return NO_SCRATCH
+
     def _launcher(self, slot: Slot) -> Launcher:
         s = self._settings
         assert self.isolation is not None
-        prefix = self.isolation.prefix(slot.directory, s.hidden)
+        prefix = self.isolation.prefix(slot.directory, s.hidden, slot.scratch)
         prefix = joining(slot.sandbox_cgroups(), prefix)
         # Under bubblewrap the PID namespace dies with the supervisor; without it, only the
         # uid sweep finds descendants that escaped it.
@@ -254,7 +289,7 @@ class SlotPool:
         What went wrong ('' when it can)."""
         s = self._settings
         assert self.isolation is not None
-        prefix = self.isolation.prefix(slot.directory, s.hidden)
+        prefix = self.isolation.prefix(slot.directory, s.hidden, slot.scratch)
         env = candidate_env(slot.workdir, (), {})
         launcher = ColdLauncher(
             s.python, prefix, slot.directory, slot.workdir, env, slot.kill_cgroup, slot.sweep
@@ -308,6 +343,9 @@ class SlotPool:
         """Say, in one warning, which limits hold per process rather than per candidate here."""
         assert self.isolation is not None
         gaps = []
+        disk = slot.scratch.gap(self.isolation.kind == "bwrap")
+        if disk:
+            gaps.append(disk)
         if slot.memory is None:
             gaps.append("memory_mb holds per process, for want of a memory cgroup per slot")
         if slot.cpu is None:
@@ -317,7 +355,6 @@ class SlotPool:
             )
         elif slot.cpu.cores is None:
             gaps.append("cpu_cores is not applied (a parent cgroup's CPU quota is lower)")
-        gaps.append("its working directory's disk use is bounded per file (max_file_mb), not in total")
         unprivileged_bwrap = self.isolation.kind == "bwrap" and os.geteuid() != 0
         if slot.uid is None and slot.cgroup is None and not unprivileged_bwrap:
             gaps.append(
@@ -337,6 +374,8 @@ class SlotPool:
             if slot.cgroup and slot.memory and slot.cgroup.path == slot.memory.path:
                 slot.cgroup = None
             slot.cpu = None
+            if slot.scratch.kind == "host":
+                unmount(slot.directory)
             shutil.rmtree(slot.directory, ignore_errors=True)
         await _remove_cgroups(cgroups)
         self._slots = []
@@ -409,11 +448,12 @@ def _make_slot_dir(index: int) -> Path:
 
 
 def sweep_stale(parents: Sequence[Path]) -> list[Path]:
-    """Remove slot directories (in the temporary directory) and slot cgroups (in ``parents``)
-    that processes which no longer exist left behind: an evolve killed with SIGKILL cannot
-    clean up. Those of live processes, and what this user may not remove, are left alone.
-    Returns what was removed."""
+    """Remove slot directories (in the temporary directory, their scratch tmpfs unmounted) and
+    slot cgroups (in ``parents``) that processes which no longer exist left behind: an evolve
+    killed with SIGKILL cannot clean up. Those of live processes, and what this user may not
+    remove, are left alone. Returns what was removed."""
     removed = []
+    sweep_mounts(Path(tempfile.gettempdir()).resolve(), _alive)  # before their folders go
     for path in Path(tempfile.gettempdir()).glob("evolve-slot*-*-*"):
         owner = path.name.split("-")[2]
         if owner.isdigit() and not _alive(int(owner)) and path.is_dir() and _owned(path):

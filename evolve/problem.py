@@ -70,6 +70,16 @@ class Limits(_Spec):
     )
     max_processes: int = Field(default=64, ge=1)
     max_file_mb: int = Field(default=64, ge=1)
+    max_disk_mb: int = Field(
+        default=256,
+        ge=1,
+        le=64 * 1024,
+        description="what a candidate may keep in its working directory, /tmp and /dev/shm "
+        "together (a tmpfs: it takes memory as it fills)",
+    )
+    max_files: int = Field(
+        default=10_000, ge=1, le=10_000_000, description="files and folders it may keep there"
+    )
     max_output_kb: int = Field(default=64, ge=1, description="captured stdout/stderr kept")
     max_report_kb: int = Field(
         default=1024, ge=1, le=64 * 1024, description="largest JSON value a program may return"

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from evaluators.isolation import UNCONFINED, SandboxUnavailable, bundled_bwrap
+from evaluators.isolation import UNCONFINED, SandboxUnavailable, bundled_bwrap, system_bwrap
 from evaluators.local import LocalEvaluator
 from evolve.config import EvaluatorConfig
 from evolve.problem import Problem, load_problem
@@ -57,10 +57,13 @@ async def sandbox(
     request: pytest.FixtureRequest, adversarial_problem: Problem
 ) -> AsyncIterator[LocalEvaluator]:
     """One warm evaluator per isolation mode, shared by every case (the run goes on):
-    bubblewrap as ``auto`` picks it (the system's where installed), the bundled one (what a
-    machine without a system bubblewrap uses), and none."""
+    the system's bubblewrap where installed (named, since ``auto`` prefers the bundled one to a
+    system one too old to bound a tmpfs when unprivileged), the bundled one (what a machine
+    without a system bubblewrap uses), and none."""
     if request.param == "bundled-bwrap":
         config = EvaluatorConfig(concurrency=2, isolation="bwrap", bwrap=bundled_bwrap())
+    elif request.param == "bwrap" and system_bwrap() is not None:
+        config = EvaluatorConfig(concurrency=2, isolation="bwrap", bwrap=system_bwrap())
     else:
         config = EvaluatorConfig(concurrency=2, isolation=request.param)
     ev = LocalEvaluator(adversarial_problem, config)

@@ -136,7 +136,50 @@ def test_refusal_follows_what_keeps_candidates_from_evolve(
 @pytest.mark.skipif(isolation.system_bwrap() is None, reason="no system bubblewrap here")
 async def test_auto_prefers_the_system_bwrap() -> None:
     chosen = await detect("auto", sys.executable)
-    assert chosen.kind == "bwrap" and chosen.bwrap == isolation.system_bwrap()
+    system = isolation.system_bwrap()
+    assert system is not None
+    # Unprivileged, a system bubblewrap too old to bound a tmpfs (< 0.10) gives way to the
+    # bundled one, which can; root bounds the scratch with its own mount.
+    unsized = os.geteuid() != 0 and not await isolation._sizes_tmpfs(system)
+    expected = isolation.bundled_bwrap() if unsized else system
+    assert chosen.kind == "bwrap" and chosen.bwrap == expected
+
+
+def _fake_versions(monkeypatch: pytest.MonkeyPatch, sized: str | None) -> None:
+    """Make only ``sized`` (a bubblewrap's path) able to bound a tmpfs's size."""
+
+    async def sizes(binary: str) -> bool:
+        return binary == sized
+
+    monkeypatch.setattr(isolation, "_sizes_tmpfs", sizes)
+
+
+@pytest.mark.skipif(
+    isolation.system_bwrap() is None or isolation.bundled_bwrap() is None,
+    reason="needs a system bubblewrap and the bundled one",
+)
+async def test_unprivileged_auto_takes_the_bubblewrap_that_bounds_a_tmpfs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bundled = isolation.bundled_bwrap()
+    _fake_versions(monkeypatch, sized=bundled)
+    if os.geteuid() == 0:  # the probes then run as an unprivileged user would (a user namespace)
+        monkeypatch.setattr(isolation.os, "geteuid", lambda: 65534)
+    chosen = await detect("auto", sys.executable)
+    assert chosen.bwrap == bundled and chosen.sized_tmpfs
+    _fake_versions(monkeypatch, sized=None)  # neither can: the system's, as before
+    chosen = await detect("auto", sys.executable)
+    assert chosen.bwrap == isolation.system_bwrap() and not chosen.sized_tmpfs
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root only")
+@pytest.mark.skipif(isolation.system_bwrap() is None, reason="no system bubblewrap here")
+async def test_root_keeps_the_system_bwrap_since_it_mounts_the_scratch_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _fake_versions(monkeypatch, sized=isolation.bundled_bwrap())
+    chosen = await detect("auto", sys.executable)
+    assert chosen.bwrap == isolation.system_bwrap()
 
 
 def test_bwrap_binds_only_the_system_and_what_python_needs(tmp_path: Path) -> None:

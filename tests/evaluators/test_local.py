@@ -356,7 +356,10 @@ async def test_tmp_and_shm_are_fresh_for_every_candidate_and_litter_is_removed(
     try:
         results = [await ev.evaluate(cache) for _ in range(3)]
         slot_dir = ev._slots._slots[0].directory
-        leftovers = sorted(p.name for p in slot_dir.iterdir())
+        # the working directory's parent on the host: the slot's folder, or with root's scratch
+        # mount under bubblewrap its tmp folder (the sandbox's /tmp)
+        parents = [slot_dir, *[p for p in [slot_dir / "tmp"] if p.is_dir()]]
+        leftovers = sorted(p.name for parent in parents for p in parent.iterdir())
     finally:
         await ev.aclose()
     assert ev.isolation is not None and ev.isolation.kind == "bwrap"
