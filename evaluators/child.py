@@ -219,6 +219,161 @@ def clear_scratch(skeleton: dict[str, set[str]]) -> None:
                             os.unlink(path)
 
 
+#: Asks the supervisor for a scratch file system of its own, as ``"BYTES INODES"`` (bubblewrap's
+#: ``--setenv``, for an unprivileged sandbox given CAP_SYS_ADMIN in its user namespace).
+SCRATCH_ENV = "EVOLVE_SCRATCH"
+_CLONE_NEWNS = 0x00020000
+_MS_NOSUID, _MS_NODEV, _MS_BIND, _MS_REC, _MS_PRIVATE = 2, 4, 4096, 16384, 1 << 18
+_MNT_DETACH = 2
+_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
+_CAPABILITY_VERSION_3 = 0x20080522
+#: Where the scratch file system is mounted first; its ``tmp`` and ``shm`` folders are then
+#: bound on ``/tmp`` and on top of it.
+_STAGING = "/dev/shm"
+
+
+def _mount(source: str, target: str, fstype: str = "", flags: int = 0, data: str = "") -> None:
+    """``mount(2)`` through libc; OSError naming ``target`` if it fails."""
+    result = _libc().mount(
+        os.fsencode(source) if source else None,
+        os.fsencode(target),
+        fstype.encode() if fstype else None,
+        flags,
+        data.encode() if data else None,
+    )
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"mount on {target}: {os.strerror(errno)}")
+
+
+def _detach(target: str) -> None:
+    _libc().umount2(os.fsencode(target), _MNT_DETACH)
+
+
+def _mounts_below(root: str) -> list[str]:
+    """The outermost mount points strictly below ``root`` (what bubblewrap bound there)."""
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as fh:
+        lines = fh.read().splitlines()
+    points = []
+    for line in lines:
+        if line.count(" ") > 4:
+            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split(" ")[4])
+            if point.startswith(root + "/"):
+                points.append(point)
+    return [p for p in dict.fromkeys(points) if not any(p.startswith(q + "/") for q in points)]
+
+
+def _rebind_below(points: list[str], old: str, new: str) -> None:
+    """Bind each of ``points`` (under ``old``) at the same place under ``new``, making the
+    folders on the way (0755, as bubblewrap makes them)."""
+    for point in points:
+        target = new
+        parts = point[len(old) + 1 :].split("/")
+        for name in parts[:-1]:
+            target = os.path.join(target, name)
+            if not os.path.isdir(target):
+                os.mkdir(target)
+                os.chmod(target, 0o755)
+        target = os.path.join(target, parts[-1])
+        if os.path.isdir(point):
+            os.mkdir(target)
+        else:
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        _mount(point, target, flags=_MS_BIND | _MS_REC)
+
+
+def mount_scratch(spec: str) -> bool:
+    """Give this sandbox one scratch file system bounded in bytes and inodes (``spec``: ``"BYTES
+    INODES"``) for ``/tmp`` and ``/dev/shm``; whether that worked (when not, bubblewrap's own
+    tmpfs stay as they were).
+
+    It needs CAP_SYS_ADMIN in this process's user namespace, which owns no mount namespace when
+    bubblewrap nests one (``--disable-userns``, ``--dev``): a mount namespace of its own is made
+    first. The tmpfs is mounted on ``/dev/shm``, whatever bubblewrap bound under ``/tmp`` (the
+    interpreter's folders, masks) is bound again into its ``tmp`` folder, which then becomes
+    ``/tmp``, and its ``shm`` folder is bound on top of ``/dev/shm``, hiding the rest.
+    """
+    size, inodes = (int(n) for n in spec.split())
+    if _libc().unshare(_CLONE_NEWNS) != 0:
+        return False
+    try:
+        _mount("", "/", flags=_MS_REC | _MS_PRIVATE)
+        below = _mounts_below("/tmp")
+        options = f"size={size},nr_inodes={inodes},mode=700"
+        _mount("evolve-scratch", _STAGING, "tmpfs", _MS_NOSUID | _MS_NODEV, options)
+    except OSError:
+        return False
+    tmp, shm = os.path.join(_STAGING, "tmp"), os.path.join(_STAGING, "shm")
+    made = [_STAGING]
+    try:
+        for folder in (tmp, shm):
+            os.mkdir(folder)
+            os.chmod(folder, 0o1777)
+        _rebind_below(below, "/tmp", tmp)
+        _mount(tmp, "/tmp", flags=_MS_BIND | _MS_REC)
+        made.append("/tmp")
+        for point in below:  # the copies in the staging folder: /tmp now holds them
+            _detach(tmp + point[len("/tmp") :])
+        _mount(shm, "/dev/shm", flags=_MS_BIND)
+    except OSError:
+        for target in reversed(made):
+            _detach(target)
+        return False
+    return True
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = (("version", ctypes.c_uint32), ("pid", ctypes.c_int))
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = (
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    )
+
+
+def held_capabilities() -> dict[str, int]:
+    """This process's capability sets, from ``/proc/self/status`` (``CapEff``, ...)."""
+    sets = {}
+    with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+        for line in fh:
+            name, _, value = line.partition(":")
+            if name in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
+                sets[name] = int(value.strip(), 16)
+    return sets
+
+
+def drop_capabilities() -> None:
+    """Drop every capability for good: the ambient, inheritable, permitted and effective sets
+    are emptied, and ``no_new_privs`` keeps any ``execve`` from granting one again.
+
+    Raises:
+        PermissionError: a capability is still held afterwards (the supervisor must not serve).
+    """
+    prctl(_PR_SET_NO_NEW_PRIVS, 1)
+    prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL)
+    header = _CapHeader(_CAPABILITY_VERSION_3, 0)
+    empty = (_CapData * 2)()
+    if _libc().capset(ctypes.byref(header), empty) != 0:
+        raise OSError(ctypes.get_errno(), "capset failed")
+    held = {name: bits for name, bits in held_capabilities().items() if bits}
+    if len(held_capabilities()) != 4 or held:
+        raise PermissionError(f"capabilities still held: {held}")
+
+
+def own_scratch(spec: str | None) -> bool:
+    """The supervisor's first step: when asked (``spec``), mount its scratch file system, then
+    drop the capabilities that took, whatever happened; whether it was mounted."""
+    if spec is None:
+        return False
+    try:
+        return mount_scratch(spec)
+    finally:
+        drop_capabilities()
+
+
 def prepare_workdir(workdir: str, code: str, uid: int | None) -> None:
     """Make ``workdir`` afresh: an empty private ``tmp`` and the candidate's file, owned by the
     sandbox ``uid`` when there is one. Whatever an earlier run left there is removed first."""
@@ -810,6 +965,7 @@ def serve(sock_fd: int) -> None:
     template in a fresh directory. A warm pool keeps one template per slot; a cold run starts
     a fresh one (importing nothing) for each candidate.
     """
+    own_scratch(os.environ.pop(SCRATCH_ENV, None))
     sock = socket.socket(fileno=sock_fd)
     with open(os.devnull, "wb") as null:
         os.dup2(null.fileno(), 1)
@@ -854,5 +1010,7 @@ def serve(sock_fd: int) -> None:
 if __name__ == "__main__":
     if sys.argv[1] == "serve":
         serve(int(sys.argv[2]))
+    elif sys.argv[1] == "scratch-probe":  # can this sandbox mount its own? (exit 0 when it did)
+        raise SystemExit(0 if own_scratch(os.environ.pop(SCRATCH_ENV, None)) else 3)
     else:
-        raise SystemExit(f"usage: {sys.argv[0]} serve FD")
+        raise SystemExit(f"usage: {sys.argv[0]} serve FD | scratch-probe")

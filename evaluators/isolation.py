@@ -33,7 +33,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from evaluators.scratch import NO_SCRATCH, Scratch, parse_version, sizes_tmpfs
+from evaluators.scratch import NO_SCRATCH, Scratch, ScratchLimits, parse_version, sizes_tmpfs
 from evolve.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -72,6 +72,8 @@ class Isolation:
         reason: why bubblewrap is not used (empty when it is).
         bwrap: the bubblewrap executable (when ``kind`` is ``"bwrap"``).
         sized_tmpfs: whether that bubblewrap can bound a tmpfs's size (``--size``).
+        own_scratch: whether the supervisor can mount a bounded scratch tmpfs in that
+            bubblewrap's user namespace (unprivileged only; :mod:`evaluators.scratch`).
     """
 
     kind: str
@@ -79,6 +81,7 @@ class Isolation:
     reason: str = ""
     bwrap: str = "bwrap"
     sized_tmpfs: bool = False
+    own_scratch: bool = False
 
     def prefix(
         self, slot_dir: Path, hidden: Iterable[Path], scratch: Scratch = NO_SCRATCH
@@ -259,10 +262,13 @@ async def detect(requested: str, python: str, bwrap: str | None = None) -> Isola
         reason = "not installed" if path is None else await _bwrap_refusal(path, python, needed)
         if not reason:
             assert path is not None
-            found = Isolation("bwrap", needed, bwrap=path, sized_tmpfs=await _sizes_tmpfs(path))
-            # Unprivileged, only a bubblewrap with --size bounds the disk a candidate fills
-            # (root mounts a bounded tmpfs itself): one that works without is the fallback.
-            if found.sized_tmpfs or os.geteuid() == 0 or bwrap:
+            sized = await _sizes_tmpfs(path)
+            own = os.geteuid() != 0 and await _mounts_own_scratch(path, python, needed, sized)
+            found = Isolation("bwrap", needed, bwrap=path, sized_tmpfs=sized, own_scratch=own)
+            # Unprivileged, only a bubblewrap whose sandbox can mount a tmpfs or that has
+            # --size bounds the disk a candidate fills (root mounts a bounded tmpfs itself):
+            # one that can do neither is the fallback.
+            if found.sized_tmpfs or found.own_scratch or os.geteuid() == 0 or bwrap:
                 return found
             unsized = unsized or found
             continue
@@ -288,6 +294,25 @@ async def _bwrap_refusal(binary: str, python: str, needed: Sequence[Path]) -> st
     if code != 0:
         return f"a probe run of {binary} failed with exit code {code}: {out[:300]}"
     return ""
+
+
+async def _mounts_own_scratch(
+    binary: str, python: str, needed: Sequence[Path], sized: bool
+) -> bool:
+    """Whether the supervisor, in a sandbox of the unprivileged ``binary``, can mount its own
+    bounded scratch file system and then drop its capabilities (the supervisor's own code,
+    run once as a probe)."""
+    probe_dir = Path(os.environ.get("TMPDIR", "/tmp"))
+    scratch = Scratch("userns", ScratchLimits(2**20, 64), sized=sized)
+    argv = bwrap_argv(probe_dir, (), needed, binary=binary, scratch=scratch)
+    argv += [python, "-I", str(RUNNER_DIR / "child.py"), "scratch-probe"]
+    try:
+        code, out = await _output_of(argv)
+    except OSError:
+        return False
+    if code != 0:
+        logger.debug("the sandbox cannot mount its own scratch (exit %d): %s", code, out[:300])
+    return code == 0
 
 
 async def _sizes_tmpfs(binary: str) -> bool:

@@ -10,9 +10,16 @@ empties it after every candidate (``child.py``). How it is made depends on the s
   (the working directory is ``/tmp/work``) and its ``shm`` folder as ``/dev/shm``; without
   bubblewrap the working directory lives in it. It is unmounted when the pool closes, and the
   mounts of a killed run are swept at the next start (:func:`sweep_mounts`).
-* ``bwrap`` (unprivileged, bubblewrap >= 0.10): bubblewrap makes the sandbox's ``/tmp`` (holding
-  the working directory) and ``/dev/shm`` as two tmpfs of ``max_disk_mb`` each (``--size``); it
-  cannot bound their file count, which is then bounded only by their size.
+* ``userns`` (unprivileged, where the kernel lets a user namespace mount a tmpfs): bubblewrap
+  keeps CAP_SYS_ADMIN in its user namespace for the supervisor, which mounts one tmpfs with
+  ``size=`` and ``nr_inodes=`` in a mount namespace of its own, binds its ``tmp`` folder as
+  ``/tmp`` and its ``shm`` folder as ``/dev/shm`` (as for ``host``), then drops every capability
+  for good before it serves (``child.own_scratch``). Should that mount fail, bubblewrap's own
+  ``/tmp`` and ``/dev/shm`` stay: those of ``bwrap`` when it can size them, else unbounded ones.
+* ``bwrap`` (unprivileged, bubblewrap >= 0.10, where ``userns`` cannot mount): bubblewrap makes
+  the sandbox's ``/tmp`` (holding the working directory) and ``/dev/shm`` as two tmpfs of
+  ``max_disk_mb`` each (``--size``); it cannot bound their file count, which is then bounded
+  only by their size.
 * ``none``: only each file's size is bounded (``max_file_mb``).
 """
 
@@ -26,6 +33,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from evaluators.child import SCRATCH_ENV
 
 #: Where the scratch file system appears inside bubblewrap (the working directory is in it).
 SANDBOX_ROOT = Path("/tmp")
@@ -150,20 +159,32 @@ class Scratch:
     """A slot's scratch file system as the sandbox's argv needs it.
 
     Attributes:
-        kind: ``"host"`` (mounted on the slot directory by root), ``"bwrap"`` (made by
-            bubblewrap) or ``"none"``.
+        kind: ``"host"`` (mounted on the slot directory by root), ``"userns"`` (mounted by the
+            supervisor in bubblewrap's user namespace), ``"bwrap"`` (made by bubblewrap) or
+            ``"none"``.
         limits: its bounds (unused for ``"none"``).
+        sized: for ``"userns"``, whether bubblewrap can size the tmpfs that stay should the
+            supervisor's mount fail (``--size``).
     """
 
     kind: str
     limits: ScratchLimits
+    sized: bool = False
 
     def bwrap_args(self, slot_dir: Path) -> list[str]:
         """bubblewrap's arguments for ``/tmp`` and ``/dev/shm`` (the working directory is in
-        ``/tmp`` for ``host`` and ``bwrap``)."""
+        ``/tmp`` unless ``none``). For ``userns`` they add CAP_SYS_ADMIN, which the supervisor
+        drops before it serves, and ask it for the scratch (:data:`SCRATCH_ENV`)."""
         if self.kind == "host":
             tmp, shm = slot_dir / TMP_DIR, slot_dir / SHM_DIR
             return ["--bind", str(tmp), str(SANDBOX_ROOT), "--bind", str(shm), "/dev/shm"]
+        if self.kind == "userns":
+            spec = f"{self.limits.max_bytes} {self.limits.max_files + INODE_SLACK}"
+            fallback = Scratch("bwrap" if self.sized else "none", self.limits)
+            return [
+                "--cap-add", "CAP_SYS_ADMIN", "--setenv", SCRATCH_ENV, spec,
+                *fallback.bwrap_args(slot_dir),
+            ]  # fmt: skip
         if self.kind == "bwrap":
             size = str(self.limits.max_bytes)
             return [
@@ -181,12 +202,14 @@ class Scratch:
         if self.kind == "none":
             return (
                 "the disk use of its working directory, /tmp and /dev/shm is bounded per file "
-                "(max_file_mb), not in total (a bounded tmpfs needs root or bubblewrap >= 0.10)"
+                "(max_file_mb), not in total (a bounded tmpfs needs root, a kernel that lets "
+                "bubblewrap's user namespace mount one, or bubblewrap >= 0.10)"
             )
         if self.kind == "bwrap":
             return (
-                "its file count (bubblewrap cannot bound a tmpfs's inodes; /tmp and /dev/shm are "
-                "bounded by max_disk_mb each)"
+                "its file count (this kernel refused the sandbox's own tmpfs and bubblewrap "
+                "cannot bound a tmpfs's inodes; /tmp and /dev/shm are bounded by max_disk_mb "
+                "each)"
             )
         if not bwrap:
             return "/tmp and /dev/shm are the host's (only the working directory is bounded)"

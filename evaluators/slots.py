@@ -210,7 +210,7 @@ class SlotPool:
             if s.memory_mb:
                 # a scratch tmpfs is memory, charged to the cgroup of whoever writes it: room for
                 # it, so that filling it is a full disk (ENOSPC), not a memory kill
-                scratch_mb = s.disk_mb if slot.scratch.kind == "host" else 0
+                scratch_mb = s.disk_mb if slot.scratch.kind in ("host", "userns") else 0
                 limit = (s.memory_mb + _SUPERVISOR_MB + scratch_mb) * 2**20
                 slot.memory = MemoryCgroup.create(f"{name}-memory", limit)
             if parent is not None and slot.memory is not None and slot.memory.v2:
@@ -250,7 +250,8 @@ class SlotPool:
 
     def _scratch_for(self, directory: Path) -> Scratch:
         """The slot's bounded scratch file system: a tmpfs that root mounts on its directory,
-        else one that bubblewrap makes, else none (per-file limits only)."""
+        else one that the supervisor mounts in bubblewrap's user namespace, else the two that
+        bubblewrap makes, else none (per-file limits only)."""
         s = self._settings
         assert self.isolation is not None
         if not s.disk_mb:
@@ -259,6 +260,8 @@ class SlotPool:
         bwrap = self.isolation.kind == "bwrap"
         if os.geteuid() == 0 and make_host_scratch(directory, limits, for_bwrap=bwrap):
             return Scratch("host", limits)
+        if bwrap and self.isolation.own_scratch:
+            return Scratch("userns", limits, sized=self.isolation.sized_tmpfs)
         if bwrap and self.isolation.sized_tmpfs:
             return Scratch("bwrap", limits)
         return NO_SCRATCH

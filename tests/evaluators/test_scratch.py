@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -70,22 +72,48 @@ class Sandbox:
         return self.ev.isolation is not None and self.ev.isolation.kind == "bwrap"
 
     @property
+    def own_scratch(self) -> bool:
+        """Whether the sandbox must mount its own scratch: unprivileged bubblewrap where this
+        kernel lets bubblewrap's user namespace mount a tmpfs (probed here on its own)."""
+        isolation = self.ev.isolation
+        return not ROOT and self.bwrap and isolation is not None and _userns_mounts(isolation.bwrap)
+
+    @property
     def bytes_bounded(self) -> bool:
         """Whether this setup must bound the bytes written: root mounts a tmpfs; unprivileged,
-        a bubblewrap >= 0.10 makes one (``--size``; ``auto`` prefers such a bubblewrap)."""
+        the sandbox mounts its own, else a bubblewrap >= 0.10 makes two (``--size``; ``auto``
+        prefers such a bubblewrap)."""
         version = _version(self.ev.isolation.bwrap) if self.bwrap and self.ev.isolation else ()
-        return ROOT or sizes_tmpfs(version)
+        return ROOT or self.own_scratch or sizes_tmpfs(version)
 
     @property
     def files_bounded(self) -> bool:
-        """Whether it must bound the file count: only root's mount sets ``nr_inodes``."""
-        return ROOT
+        """Whether it must bound the file count: a tmpfs mounted with ``nr_inodes`` (root's, or
+        the sandbox's own)."""
+        return ROOT or self.own_scratch
 
     @property
     def one_bound(self) -> bool:
-        """Whether the working directory, /tmp and /dev/shm share one bound (root's mount,
-        bound into bubblewrap)."""
-        return ROOT and self.bwrap
+        """Whether the working directory, /tmp and /dev/shm share one bound (root's mount bound
+        into bubblewrap, or the sandbox's own)."""
+        return (ROOT and self.bwrap) or self.own_scratch
+
+
+_MOUNT_PROBE = (
+    "import ctypes; c = ctypes.CDLL(None)\n"
+    "assert c.unshare(0x20000) == 0\n"
+    "assert c.mount(b'x', b'/dev/shm', b'tmpfs', 0, b'size=1m,nr_inodes=8') == 0"
+)
+
+
+@functools.cache
+def _userns_mounts(binary: str) -> bool:
+    """Whether a process in ``binary``'s unprivileged sandbox, given CAP_SYS_ADMIN there, can
+    make a mount namespace and mount a tmpfs in it (some kernels and containers refuse)."""
+    argv = [binary, "--unshare-all", "--unshare-user", "--disable-userns", "--cap-add", "CAP_SYS_ADMIN"]
+    argv += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    probe = subprocess.run([*argv, sys.executable, "-I", "-c", _MOUNT_PROBE], capture_output=True)
+    return probe.returncode == 0
 
 
 def _version(binary: str) -> tuple[int, ...]:
@@ -145,7 +173,7 @@ async def box(request: pytest.FixtureRequest, scratch_problem: Problem) -> Async
         await box.ev.aclose()
 
 
-async def _report(box: Sandbox, code: str) -> dict[str, list[int]]:
+async def _report(box: Sandbox, code: str) -> dict[str, Any]:
     """Run ``code``, which prints one JSON line; that line."""
     result = await box.ev.evaluate(code)
     assert result.status is Status.EVALUATED, result
@@ -192,9 +220,9 @@ async def test_writing_far_beyond_max_disk_mb_is_stopped_at_the_limit(box: Sandb
 
 
 @module_loop
-async def test_the_working_directory_tmp_and_dev_shm_share_one_bound_as_root(box: Sandbox) -> None:
+async def test_the_working_directory_tmp_and_dev_shm_share_one_bound(box: Sandbox) -> None:
     if not box.one_bound:
-        pytest.skip("one file system for all three needs root's mount and bubblewrap")
+        pytest.skip("one file system for all three needs bubblewrap and root or a user namespace")
     code = """
 import errno, json, os
 def run():
@@ -291,6 +319,53 @@ async def test_an_unreadable_tree_is_removed_before_the_next_candidate(box: Sand
     await _report(box, _LOCK.replace("PLACES", repr(places)))
     out = await _report(box, _LOOK.replace("PLACES", repr(places)))
     assert out["left"] == [], out
+
+
+_CAPABILITIES = """
+import ctypes, json, os
+def run():
+    caps = {}
+    for line in open('/proc/self/status'):
+        name, _, value = line.partition(':')
+        if name in ('CapInh', 'CapPrm', 'CapEff', 'CapAmb'):
+            caps[name] = int(value, 16)
+    c = ctypes.CDLL(None, use_errno=True)
+    os.mkdir('m')
+    mounted = [
+        c.mount(b'x', b'm', b'tmpfs', 0, b'nr_inodes=1000000') == 0,
+        c.mount(b'.', b'm', None, 4096, None) == 0,  # a bind
+        c.unshare(0x20000) == 0 and c.mount(b'x', b'm', b'tmpfs', 0, None) == 0,
+    ]
+    print(json.dumps({'caps': caps, 'mounted': mounted}))
+    return {'x': 1}
+"""
+
+
+def _assert_powerless(out: dict[str, Any]) -> None:
+    """No capability in any set, and no mount of any kind (the sandbox's supervisor had
+    CAP_SYS_ADMIN to mount its scratch: none of it may reach a candidate)."""
+    assert out["caps"] == {"CapInh": 0, "CapPrm": 0, "CapEff": 0, "CapAmb": 0}, out
+    assert out["mounted"] == [False, False, False], out
+
+
+@module_loop
+async def test_a_candidate_holds_no_capability_and_cannot_mount(box: Sandbox) -> None:
+    if box.ev.isolation is not None and box.ev.isolation.kind == "unconfined":
+        pytest.skip("unconfined candidates have evolve's own privileges (the warning says so)")
+    _assert_powerless(await _report(box, _CAPABILITIES))
+    _assert_powerless(await _report(box, _CAPABILITIES))  # the template's next fork too
+
+
+@module_loop
+async def test_a_cold_candidate_holds_no_capability_and_cannot_mount(
+    scratch_problem: Problem,
+) -> None:
+    box = await _started(scratch_problem, EvaluatorConfig(concurrency=1, mode="cold"))
+    try:
+        out = await _report(box, _CAPABILITIES)
+    finally:
+        await box.ev.aclose()
+    _assert_powerless(out)
 
 
 @module_loop
