@@ -138,20 +138,33 @@ async def test_auto_prefers_the_system_bwrap() -> None:
     chosen = await detect("auto", sys.executable)
     system = isolation.system_bwrap()
     assert system is not None
-    # Unprivileged, a system bubblewrap too old to bound a tmpfs (< 0.10) gives way to the
-    # bundled one, which can; root bounds the scratch with its own mount.
-    unsized = os.geteuid() != 0 and not await isolation._sizes_tmpfs(system)
-    expected = isolation.bundled_bwrap() if unsized else system
+    # Unprivileged, a system bubblewrap whose sandbox cannot mount its own scratch and that is
+    # too old to bound a tmpfs (< 0.10) gives way to the bundled one, which can; root bounds
+    # the scratch with its own mount.
+    needed = await isolation.interpreter_paths(sys.executable)
+    unbounded = (
+        os.geteuid() != 0
+        and not await isolation._sizes_tmpfs(system)
+        and not await isolation._mounts_own_scratch(system, sys.executable, needed, False)
+    )
+    expected = isolation.bundled_bwrap() if unbounded else system
     assert chosen.kind == "bwrap" and chosen.bwrap == expected
 
 
-def _fake_versions(monkeypatch: pytest.MonkeyPatch, sized: str | None) -> None:
-    """Make only ``sized`` (a bubblewrap's path) able to bound a tmpfs's size."""
+def _fake_versions(
+    monkeypatch: pytest.MonkeyPatch, sized: str | None, owns: str | None = None
+) -> None:
+    """Make only ``sized`` (a bubblewrap's path) able to bound a tmpfs's size, and only
+    ``owns`` let its sandbox mount its own scratch."""
 
     async def sizes(binary: str) -> bool:
         return binary == sized
 
+    async def own(binary: str, *_args: object) -> bool:
+        return binary == owns
+
     monkeypatch.setattr(isolation, "_sizes_tmpfs", sizes)
+    monkeypatch.setattr(isolation, "_mounts_own_scratch", own)
 
 
 @pytest.mark.skipif(
@@ -170,6 +183,10 @@ async def test_unprivileged_auto_takes_the_bubblewrap_that_bounds_a_tmpfs(
     _fake_versions(monkeypatch, sized=None)  # neither can: the system's, as before
     chosen = await detect("auto", sys.executable)
     assert chosen.bwrap == isolation.system_bwrap() and not chosen.sized_tmpfs
+    # A system bubblewrap whose sandbox mounts its own scratch bounds it: it stays first.
+    _fake_versions(monkeypatch, sized=bundled, owns=isolation.system_bwrap())
+    chosen = await detect("auto", sys.executable)
+    assert chosen.bwrap == isolation.system_bwrap() and chosen.own_scratch
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="root only")
