@@ -1,9 +1,10 @@
 """Trusted runner: the sandbox's supervisor and the first code that runs in a candidate.
 
 Run as a file with ``python -I child.py serve FD`` (isolated mode puts no project path on
-``sys.path``, so this script imports only the standard library), inside the sandbox. It serves
-run requests on a socket (see :func:`serve`): for each, it makes the working directory, forks a
-fresh child and supervises it. The child
+``sys.path``, so this script imports only the standard library), inside the sandbox. In an
+unprivileged bubblewrap it first mounts the sandbox's bounded scratch file system and drops
+every capability (:func:`own_scratch`). It serves run requests on a socket (see :func:`serve`):
+for each, it makes the working directory, forks a fresh child and supervises it. The child
 
 1. keeps a private result channel (fd 3) and points fd 1 and 2 at the captured output pipe, so
    whatever the candidate prints can never be mistaken for the result,
@@ -358,9 +359,9 @@ def drop_capabilities() -> None:
     empty = (_CapData * 2)()
     if _libc().capset(ctypes.byref(header), empty) != 0:
         raise OSError(ctypes.get_errno(), "capset failed")
-    held = {name: bits for name, bits in held_capabilities().items() if bits}
-    if len(held_capabilities()) != 4 or held:
-        raise PermissionError(f"capabilities still held: {held}")
+    sets = held_capabilities()
+    if len(sets) != 4 or any(sets.values()):
+        raise PermissionError(f"capabilities still held: {sets}")
 
 
 def own_scratch(spec: str | None) -> bool:

@@ -15,7 +15,8 @@ Under bubblewrap the candidate gets no network, a new PID namespace whose init i
 (so signals from the candidate cannot stop or kill it), no further user namespaces (unprivileged
 bubblewrap), a read-only root file system (bubblewrap's own root and ``/dev`` remounted
 read-only), and private ``/tmp`` and ``/dev/shm`` holding a writable working directory, bounded
-where this machine allows (:mod:`evaluators.scratch`); the problem folder (scorer, hidden data)
+where this machine allows (:mod:`evaluators.scratch`; unprivileged, the supervisor mounts them
+with CAP_SYS_ADMIN in bubblewrap's user namespace, then drops every capability); the problem folder (scorer, hidden data)
 and the parent's home are replaced by empty file systems. Directories that the interpreter needs
 but that an unprivileged uid could not traverse (a Python installed under ``/root``) are bound
 back on top of those empty file systems, which is what lets the candidate drop to a sandbox uid.

@@ -30,9 +30,24 @@ import pytest
 import pytest_asyncio
 
 from evaluators.child import remove_tree, scratch_skeleton
-from evaluators.isolation import UNCONFINED, SandboxUnavailable, bundled_bwrap, system_bwrap
+from evaluators.isolation import (
+    RUNNER_DIR,
+    UNCONFINED,
+    SandboxUnavailable,
+    bundled_bwrap,
+    bwrap_argv,
+    interpreter_paths,
+    system_bwrap,
+)
 from evaluators.local import LocalEvaluator
-from evaluators.scratch import INODE_SLACK, mount_points, parse_version, sizes_tmpfs
+from evaluators.scratch import (
+    INODE_SLACK,
+    Scratch,
+    ScratchLimits,
+    mount_points,
+    parse_version,
+    sizes_tmpfs,
+)
 from evolve.config import EvaluatorConfig
 from evolve.errors import UserError
 from evolve.problem import Problem, load_problem
@@ -554,6 +569,27 @@ def test_a_bad_scratch_limit_is_an_error_naming_the_field(
 )
 def test_only_bubblewrap_0_10_or_later_can_bound_a_tmpfs(text: str, sizes: bool) -> None:
     assert sizes_tmpfs(parse_version(text)) is sizes
+
+
+@pytest.mark.parametrize("capability", [True, False])
+def test_the_supervisor_mounts_its_own_scratch_only_with_the_capability(
+    tmp_path: Path, capability: bool
+) -> None:
+    # The supervisor's own code (child.py scratch-probe) in an unprivileged sandbox: with
+    # CAP_SYS_ADMIN in its user namespace it mounts the scratch and drops the capability (exit
+    # 0); without, the mount is refused and bubblewrap's tmpfs stay (exit 3), as at start-up.
+    binary = bundled_bwrap()
+    if binary is None or not _userns_mounts(binary):
+        pytest.skip("no bubblewrap whose user namespace may mount a tmpfs here")
+    needed = asyncio.run(interpreter_paths(sys.executable))
+    scratch = Scratch("userns", ScratchLimits(2**20, 8), sized=True)
+    argv = bwrap_argv(tmp_path, (), needed, binary, unprivileged=True, scratch=scratch)
+    if not capability:  # (bubblewrap would keep every capability for a uid 0: root's)
+        at = argv.index("--cap-add")
+        argv[at : at + 2] = ["--cap-drop", "ALL"]
+    argv += [sys.executable, "-I", str(RUNNER_DIR / "child.py"), "scratch-probe"]
+    probe = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert probe.returncode == (0 if capability else 3), probe.stderr
 
 
 def test_the_scratch_skeleton_keeps_only_the_way_to_bubblewraps_mount_points(
