@@ -503,7 +503,8 @@ class _SockFprog(ctypes.Structure):
 def seccomp_program(machine: str) -> list[tuple[int, int, int, int]] | None:
     """The candidate's seccomp filter as BPF instructions (None for an unknown machine).
 
-    It refuses new user namespaces (``unshare``/``clone`` with ``CLONE_NEWUSER``; ``clone3``,
+    It refuses every system call of another ABI (ENOSYS: the i386 gate, whose numbers differ),
+    new user namespaces (``unshare``/``clone`` with ``CLONE_NEWUSER``; ``clone3``,
     whose flags a filter cannot read, answers ENOSYS and the C library falls back to ``clone``),
     so a sandbox uid cannot gain capabilities to mount file systems; and it refuses tracing
     another process (``ptrace``, ``process_vm_readv``/``writev``, ``pidfd_getfd``).
@@ -518,7 +519,9 @@ def seccomp_program(machine: str) -> list[tuple[int, int, int, int]] | None:
     # ENOSYS; every jump below counts the instructions between it and its target.
     body: list[tuple[int, int, int, int]] = [(ld, 0, 0, 4)]  # arch
     body.append((jeq, 1, 0, arch))
-    body.append((ret, 0, 0, allow))  # an unknown ABI: this filter does not apply
+    # Another ABI of this machine (x86-64's int 0x80 gate to the i386 calls, arm64's 32-bit
+    # compat): numbered differently, so refused whole rather than let by unchecked.
+    body.append((ret, 0, 0, enosys))
     body.append((ld, 0, 0, 0))  # syscall number
     tests: list[tuple[str, int, int]] = [("x32", jge, 0x40000000)]
     tests += [("eperm", jeq, nr) for nr in denied]

@@ -436,6 +436,26 @@ async def test_no_user_namespace_to_gain_capabilities_in(sandbox: LocalEvaluator
     assert result.metrics == {"score": 0.0}
 
 
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the i386 system call gate is x86's")
+async def test_no_user_namespace_through_the_32_bit_system_call_gate(
+    sandbox: LocalEvaluator,
+) -> None:
+    # An x86-64 process may still enter the kernel through int 0x80, where the i386 numbers and
+    # audit arch apply (unshare is 310): a filter that only knows the 64-bit ABI lets it by.
+    code = (
+        "import ctypes, mmap\n"
+        "def run():\n"
+        "    # push rbx; mov eax, 310; mov ebx, CLONE_NEWUSER; int 0x80; pop rbx; ret\n"
+        "    gate = bytes.fromhex('53b836010000bb00000010cd805bc3')\n"
+        "    page = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)\n"
+        "    page.write(gate)\n"
+        "    call = ctypes.CFUNCTYPE(ctypes.c_int)(ctypes.addressof(ctypes.c_char.from_buffer(page)))\n"
+        "    return {'x': 1 if call() == 0 else 0}\n"
+    )
+    result = await _check(sandbox, code, Status.EVALUATED)
+    assert result.metrics == {"score": 0.0}
+
+
 def _host_secrets() -> list[str]:
     """Files on this machine a candidate has no business reading: the shipped problems'
     scorers in this checkout, what sits beside the checkout (other checkouts), and anything in
