@@ -1,10 +1,13 @@
 """The scratch file system: what a candidate writes (its working directory, /tmp, /dev/shm) is
-bounded in bytes and, where root mounts it, in files; it is emptied for each candidate whatever
-the candidate did to its modes; a killed run's mount is swept at the next start.
+bounded in bytes and, where a tmpfs is mounted for it (by root, or by the supervisor in
+bubblewrap's user namespace), in files; it is emptied for each candidate whatever the candidate
+did to its modes; a killed run's mount is swept at the next start; no candidate holds the
+capability the supervisor mounted it with.
 
 Every case runs under each setup the code chooses between: bubblewrap as ``auto`` picks it, the
-bundled bubblewrap, and none (a sandbox uid as root, else the unconfined opt-in); as root (a tmpfs
-mounted per slot) and, in CI's ``.ci/nonroot`` pass, as an unprivileged user (bubblewrap's
+system's and the bundled bubblewrap, and none (a sandbox uid as root, else the unconfined
+opt-in); as root (a tmpfs mounted per slot) and, in CI's ``.ci/nonroot`` pass, as an
+unprivileged user (the supervisor's own tmpfs where the kernel lets it, else bubblewrap's
 ``--size``). Where a setup cannot bound something, the test asserts that the start-up warning
 names it instead.
 """
