@@ -205,16 +205,28 @@ def scratch_skeleton(mountinfo: str = "/proc/self/mountinfo") -> dict[str, set[s
     return keep
 
 
-def clear_scratch(skeleton: dict[str, set[str]]) -> None:
+def clear_scratch(skeleton: dict[str, set[str]], roots: tuple[str, ...] = SCRATCH_DIRS) -> None:
     """Remove everything a candidate added to the scratch directories (what the skeleton does
-    not name), whatever it did to its modes."""
+    not name), whatever it did to its modes. Only what lies on the scratch file system itself
+    goes: a folder bubblewrap bound under ``/tmp`` (a checkout or a virtual environment there,
+    with masks inside it) is the host's, never the candidate's, and is left alone."""
+    devices = {}
+    for directory in skeleton:
+        with contextlib.suppress(OSError):
+            devices[directory] = os.lstat(directory).st_dev
+    scratch = {devices[d] for d in roots if d in devices}
     for directory, keep in skeleton.items():
+        if devices.get(directory) not in scratch:
+            continue
         with contextlib.suppress(OSError):
             for name in os.listdir(directory):
                 if name not in keep:
                     path = os.path.join(directory, name)
                     with contextlib.suppress(OSError):
-                        if stat.S_ISDIR(os.lstat(path).st_mode):
+                        info = os.lstat(path)
+                        if info.st_dev not in scratch:
+                            continue
+                        if stat.S_ISDIR(info.st_mode):
                             remove_tree(path)
                         else:
                             os.unlink(path)

@@ -364,7 +364,8 @@ class SlotPool:
                 "with neither a sandbox uid nor a pids cgroup, a fork bomb is limited only by "
                 "the wall-time limit"
             )
-        logger.warning("not bounded per candidate on this machine: %s", "; ".join(gaps))
+        if gaps:
+            logger.warning("not bounded per candidate on this machine: %s", "; ".join(gaps))
 
     async def aclose(self) -> None:
         """Stop templates, kill what is left in every slot, remove directories and cgroups."""

@@ -648,6 +648,10 @@ def test_evolve_eval_reports_a_full_scratch_as_the_programs_exception(tmp_path: 
         return
     assert result["status"] == "exception", result
     assert "No space left on device" in result["error"]["message"]
+    # the start-up warning names what is not bounded, or is not printed at all
+    for line in r.stderr.splitlines():
+        if "not bounded per candidate" in line:
+            assert line.split("not bounded per candidate on this machine:", 1)[1].strip(), r.stderr
 
 
 def test_evolve_refuses_a_bad_max_disk_mb_in_one_line(tmp_path: Path) -> None:
