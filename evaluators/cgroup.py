@@ -1,6 +1,8 @@
 """Cgroups per sandbox slot: limits that hold for a candidate's whole process tree.
 
-Used when the machine lets us create cgroups (root with writable controllers, v1 or v2). A pids
+Used where the machine lets us create cgroups: cgroup v1 hierarchies as root (made here), a
+cgroup v2 subtree as root or where it is delegated (the directory is made by
+:mod:`evaluators.cgroup_v2`; the classes here set its limits and read it). A pids
 cgroup: the runner joins its slot's before running the candidate, so every descendant is a
 member whatever it does to its process group or parent; ``pids.max`` caps a fork bomb even for
 root, and killing every pid in ``cgroup.procs`` until it is empty leaves nothing behind. A memory
@@ -16,43 +18,24 @@ import signal
 from pathlib import Path
 
 _V1 = Path("/sys/fs/cgroup/pids")
-_V2 = Path("/sys/fs/cgroup")
 _MAX_ROUNDS = 200
 
 
-def _own_v2_dir() -> Path | None:
+def pids_parent() -> Path | None:
+    """The cgroup v1 ``pids`` hierarchy's directory, where root can create slot cgroups with
+    a ``pids.max``, or None (cgroup v2's are made by :mod:`evaluators.cgroup_v2`)."""
+    if os.geteuid() != 0 or not (_V1 / "cgroup.procs").exists():
+        return None
+    probe = _V1 / f"evolve-probe-{os.getpid()}"
     try:
-        for line in Path("/proc/self/cgroup").read_text().splitlines():
-            if line.startswith("0::"):
-                return _V2 / line[3:].lstrip("/")
+        probe.mkdir()
     except OSError:
         return None
-    return None
-
-
-def pids_parent() -> Path | None:
-    """A directory where slot cgroups with a ``pids.max`` can be created, or None."""
-    if os.geteuid() != 0:
-        return None
-    candidates = []
-    if (_V1 / "cgroup.procs").exists():
-        candidates.append(_V1)
-    own = _own_v2_dir()
-    if own is not None and (_V2 / "cgroup.controllers").exists():
-        candidates.append(own)
-    for parent in candidates:
-        probe = parent / f"evolve-probe-{os.getpid()}"
-        try:
-            probe.mkdir()
-        except OSError:
-            continue
-        try:
-            if (probe / "pids.max").exists():
-                return parent
-        finally:
-            with contextlib.suppress(OSError):
-                probe.rmdir()
-    return None
+    try:
+        return _V1 if (probe / "pids.max").exists() else None
+    finally:
+        with contextlib.suppress(OSError):
+            probe.rmdir()
 
 
 class PidsCgroup:
@@ -116,8 +99,9 @@ class MemoryCgroup:
     every process, memfd, pipe and socket buffer the candidate makes), with no swap, and a
     count of the processes the kernel killed for exceeding it.
 
-    Made where root can: cgroup v2 when this process's cgroup delegates the memory controller
-    to its children, else cgroup v1's memory hierarchy. :meth:`create` returns None elsewhere.
+    Made in a slot's cgroup v2 directory (:meth:`in_v2`, where the memory controller is
+    delegated: :mod:`evaluators.cgroup_v2`), else where root can in cgroup v1's memory
+    hierarchy (:meth:`create`, None elsewhere).
     """
 
     def __init__(self, path: Path, v2: bool) -> None:
@@ -126,35 +110,37 @@ class MemoryCgroup:
 
     @classmethod
     def create(cls, name: str, limit_bytes: int) -> MemoryCgroup | None:
+        """A v1 cgroup ``name`` next to this process's own, limited to ``limit_bytes``."""
         if os.geteuid() != 0:
             return None
-        own = _own_v2_dir()
-        if own is not None and "memory" in _read(own / "cgroup.subtree_control").split():
-            made = cls._make(own / name, True, limit_bytes)
-            if made is not None:
-                return made
         v1 = _own_v1_dir("memory")
         if v1 is not None and (v1 / "memory.limit_in_bytes").exists():
-            return cls._make(v1 / name, False, limit_bytes)
+            return cls._in_v1(v1 / name, limit_bytes)
         return None
 
     @classmethod
-    def _make(cls, path: Path, v2: bool, limit_bytes: int) -> MemoryCgroup | None:
+    def in_v2(cls, directory: Path, limit_bytes: int) -> MemoryCgroup | None:
+        """Limit the existing v2 cgroup ``directory`` (``memory.max``, no swap); None if refused."""
+        try:
+            (directory / "memory.max").write_text(str(limit_bytes))
+        except OSError:
+            return None
+        with contextlib.suppress(OSError):
+            (directory / "memory.swap.max").write_text("0")
+        return cls(directory, True)
+
+    @classmethod
+    def _in_v1(cls, path: Path, limit_bytes: int) -> MemoryCgroup | None:
         try:
             path.mkdir(exist_ok=True)
-            if v2:
-                (path / "memory.max").write_text(str(limit_bytes))
-                with contextlib.suppress(OSError):
-                    (path / "memory.swap.max").write_text("0")
-            else:
-                (path / "memory.limit_in_bytes").write_text(str(limit_bytes))
-                with contextlib.suppress(OSError):  # no swap accounting: swap is not counted
-                    (path / "memory.memsw.limit_in_bytes").write_text(str(limit_bytes))
+            (path / "memory.limit_in_bytes").write_text(str(limit_bytes))
+            with contextlib.suppress(OSError):  # no swap accounting: swap is not counted
+                (path / "memory.memsw.limit_in_bytes").write_text(str(limit_bytes))
         except OSError:
             with contextlib.suppress(OSError):
                 path.rmdir()
             return None
-        return cls(path, v2)
+        return cls(path, False)
 
     @property
     def procs_file(self) -> str:
@@ -185,10 +171,10 @@ class CpuCgroup:
     every process in it has used together (:meth:`usage_s`), which the launcher measures a
     candidate's CPU-time limit against.
 
-    Made where root can: in the slot's cgroup v2 directory (the one its memory and pids limits
-    live in; a process is in one v2 cgroup only) when the cpu controller is delegated to it,
-    else in cgroup v1's ``cpu`` and ``cpuacct`` hierarchies (one directory each, or one shared
-    when they are mounted together). :meth:`create` returns None elsewhere. ``cores`` is None
+    Made in the slot's cgroup v2 directory (:meth:`in_v2`: the one its memory and pids limits
+    live in, a process being in one v2 cgroup only) where the cpu controller is delegated to
+    it, else where root can in cgroup v1's ``cpu`` and ``cpuacct`` hierarchies (:meth:`create`:
+    one directory each, or one shared when they are mounted together). ``cores`` is None
     when the cap could not be set (a parent's lower quota, under v1): the parent's quota then
     holds and the CPU time is still measured.
     """
@@ -200,16 +186,11 @@ class CpuCgroup:
         self.cores = cores
 
     @classmethod
-    def create(cls, name: str, cores: float, v2_dir: Path | None = None) -> CpuCgroup | None:
-        """The slot's CPU cgroup, capped at ``cores``: ``v2_dir`` (the slot's existing v2
-        cgroup, if any) when its cpu controller is enabled, else v1 directories called ``name``
-        next to this process's own; None when neither is possible."""
+    def create(cls, name: str, cores: float) -> CpuCgroup | None:
+        """The slot's v1 CPU cgroup, capped at ``cores``: directories called ``name`` next to
+        this process's own; None where root cannot make them."""
         if os.geteuid() != 0:
             return None
-        if v2_dir is not None and (v2_dir / "cpu.max").exists():
-            made = cls.in_v2(v2_dir, cores)
-            if made is not None:
-                return made
         cpu, acct = _own_v1_dir("cpu"), _own_v1_dir("cpuacct")
         if cpu is None or acct is None:
             return None

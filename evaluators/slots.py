@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evaluators.cgroup import CpuCgroup, MemoryCgroup, PidsCgroup, pids_parent
+from evaluators.cgroup_v2 import V2Parent, delegated_v2
 from evaluators.child import PR_SET_DUMPABLE, prctl, remove_tree
 from evaluators.cold import ColdLauncher
 from evaluators.cpu_budget import CpuMeter
@@ -84,6 +85,7 @@ class Slot:
     cgroup: PidsCgroup | None = None
     memory: MemoryCgroup | None = None  # the whole sandbox's memory limit, where root can set one
     cpu: CpuCgroup | None = None  # the whole sandbox's CPU cap and count, where root can set one
+    v2: Path | None = None  # the slot's cgroup v2 directory, which the whole sandbox joins
     launcher: Launcher | None = None
     templates: list[WarmTemplate] = field(default_factory=list)
     scratch: Scratch = NO_SCRATCH
@@ -119,10 +121,12 @@ class Slot:
 
     def sandbox_cgroups(self) -> list[str]:
         """The ``cgroup.procs`` files the whole sandbox (supervisor and candidate) starts in."""
-        files = [self.memory.procs_file] if self.memory is not None else []
+        files = [str(self.v2 / "cgroup.procs")] if self.v2 is not None else []
+        if self.memory is not None:
+            files.append(self.memory.procs_file)
         if self.cpu is not None:
-            files += [f for f in self.cpu.procs_files if f not in files]
-        return files
+            files += self.cpu.procs_files
+        return list(dict.fromkeys(files))
 
     def sweep(self) -> None:
         """Kill everything of this slot, however it escaped: its cgroup and every process of
@@ -194,7 +198,8 @@ class SlotPool:
         self.isolation = await detect(s.isolation, s.python, s.bwrap)
         uids = self._lease.acquire(s.size)
         parent = pids_parent() if self.isolation.kind != "bwrap" else None
-        swept = sweep_stale([parent] if parent is not None else [])
+        v2 = delegated_v2()
+        swept = sweep_stale([p for p in (parent, v2.path if v2 else None) if p is not None])
         if swept:
             logger.info("removed %d slot folders and cgroups of ended runs", len(swept))
         slots: list[Slot] = []
@@ -207,23 +212,7 @@ class SlotPool:
             slot.inside = slot.scratch.inside(directory, bwrap)
             slot.env = candidate_env(slot.workdir, s.passthrough, os.environ)
             name = f"evolve-{os.getpid()}-{id(self):x}-{i}"
-            if s.memory_mb:
-                # a scratch tmpfs is memory, charged to the cgroup of whoever writes it: room for
-                # it, so that filling it is a full disk (ENOSPC), not a memory kill
-                scratch_mb = s.disk_mb if slot.scratch.kind in ("host", "userns") else 0
-                limit = (s.memory_mb + _SUPERVISOR_MB + scratch_mb) * 2**20
-                slot.memory = MemoryCgroup.create(f"{name}-memory", limit)
-            if parent is not None and slot.memory is not None and slot.memory.v2:
-                # one hierarchy: the candidate must stay in the memory cgroup it joins
-                slot.cgroup = PidsCgroup(slot.memory.path)
-                with contextlib.suppress(OSError):
-                    (slot.memory.path / "pids.max").write_text(
-                        str(s.max_processes + _CGROUP_SLACK)
-                    )
-            elif parent is not None:
-                slot.cgroup = PidsCgroup.create(parent, name, s.max_processes + _CGROUP_SLACK)
-            v2_dir = slot.memory.path if slot.memory is not None and slot.memory.v2 else None
-            slot.cpu = CpuCgroup.create(f"{name}-cpu", s.cpu_cores, v2_dir)
+            self._cgroups_for(slot, name, parent, v2)
             slots.append(slot)
         if slots[0].memory is not None:
             sweep_stale([slots[0].memory.path.parent])
@@ -247,6 +236,37 @@ class SlotPool:
         self._queue = asyncio.Queue()
         for slot in slots:
             self._queue.put_nowait(slot)
+
+    def _cgroups_for(self, slot: Slot, name: str, v1_pids: Path | None, v2: V2Parent | None) -> None:
+        """Give ``slot`` its memory, pids and CPU cgroups: each in one cgroup v2 directory of
+        the slot's where that controller is delegated (``v2``), else in cgroup v1 where root
+        can make it (``v1_pids``: the pids hierarchy, when the slot needs one)."""
+        s = self._settings
+        directory = v2.make(name) if v2 is not None else None
+        has = v2.controllers if v2 is not None and directory is not None else frozenset()
+        slot.v2 = directory
+        if s.memory_mb:
+            # a scratch tmpfs is memory, charged to the cgroup of whoever writes it: room for
+            # it, so that filling it is a full disk (ENOSPC), not a memory kill
+            scratch_mb = s.disk_mb if slot.scratch.kind in ("host", "userns") else 0
+            limit = (s.memory_mb + _SUPERVISOR_MB + scratch_mb) * 2**20
+            if directory is not None and "memory" in has:
+                slot.memory = MemoryCgroup.in_v2(directory, limit)
+            else:
+                slot.memory = MemoryCgroup.create(f"{name}-memory", limit)
+        max_pids = str(s.max_processes + _CGROUP_SLACK)
+        if directory is not None and "pids" in has:
+            with contextlib.suppress(OSError):
+                # the whole sandbox is in it, under bubblewrap too
+                (directory / "pids.max").write_text(max_pids)
+                if self.isolation is not None and self.isolation.kind != "bwrap":
+                    slot.cgroup = PidsCgroup(directory)
+        elif v1_pids is not None:
+            slot.cgroup = PidsCgroup.create(v1_pids, name, int(max_pids))
+        if directory is not None and "cpu" in has:
+            slot.cpu = CpuCgroup.in_v2(directory, s.cpu_cores)
+        else:
+            slot.cpu = CpuCgroup.create(f"{name}-cpu", s.cpu_cores)
 
     def _scratch_for(self, directory: Path) -> Scratch:
         """The slot's bounded scratch file system: a tmpfs that root mounts on its directory,
@@ -364,6 +384,11 @@ class SlotPool:
                 "with neither a sandbox uid nor a pids cgroup, a fork bomb is limited only by "
                 "the wall-time limit"
             )
+        if (slot.memory is None or slot.cpu is None) and os.geteuid() != 0:
+            gaps.append(
+                "a cgroup v2 delegated to you gives both "
+                "(systemd-run --user --scope -p Delegate=yes evolve ...)"
+            )
         if gaps:
             logger.warning("not bounded per candidate on this machine: %s", "; ".join(gaps))
 
@@ -375,9 +400,10 @@ class SlotPool:
                 await template.aclose()
             slot.sweep()
             cgroups += [c for c in (slot.cgroup, slot.memory, slot.cpu) if c is not None]
-            if slot.cgroup and slot.memory and slot.cgroup.path == slot.memory.path:
-                slot.cgroup = None
-            slot.cpu = None
+            if slot.v2 is not None:  # made even where none of them could use it
+                cgroups.append(PidsCgroup(slot.v2))
+            slot.cgroup = slot.memory = slot.cpu = None
+            slot.v2 = None
             if slot.scratch.kind == "host":
                 unmount(slot.directory)
             shutil.rmtree(slot.directory, ignore_errors=True)
@@ -390,7 +416,8 @@ class SlotPool:
 async def _remove_cgroups(cgroups: Sequence[PidsCgroup | MemoryCgroup | CpuCgroup]) -> None:
     """Kill what is left in ``cgroups`` and remove them. The kernel refuses to remove a cgroup
     (EBUSY) until the processes just killed in it have fully exited: retry for a moment."""
-    pending = [c for c in cgroups if not c.remove()]
+    unique = {(c.paths if isinstance(c, CpuCgroup) else (c.path,)): c for c in cgroups}
+    pending = [c for c in unique.values() if not c.remove()]
     for _ in range(_REMOVE_TRIES):
         if not pending:
             return
