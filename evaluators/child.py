@@ -924,9 +924,15 @@ def _recv_token(sock: socket.socket) -> str:
     return str(message.get("token", ""))
 
 
-def _run_one(sock: socket.socket, request: dict[str, Any], channel: int | None = None) -> bytes:
+def _run_one(
+    sock: socket.socket,
+    request: dict[str, Any],
+    channel: int | None = None,
+    scratch_lost: bool = False,
+) -> bytes:
     """Run one candidate start to end; the reply: a JSON header line, then the report and the
-    head and tail of the output, raw."""
+    head and tail of the output, raw. ``scratch_lost``: the header says the supervisor could
+    not mount the scratch file system it was asked for."""
     workdir, config = request["workdir"], request["config"]
     setup_error: OSError | None = None
     try:
@@ -953,6 +959,7 @@ def _run_one(sock: socket.socket, request: dict[str, Any], channel: int | None =
         "report_total": result.total,
         "output_total": output.total,
         "sizes": [len(result.head), len(output.head), len(output.tail)],
+        "scratch_lost": scratch_lost,
     }
     return json.dumps(header).encode() + b"\n" + result.head + output.head + output.tail
 
@@ -981,7 +988,10 @@ def serve(sock_fd: int) -> None:
     template in a fresh directory. A warm pool keeps one template per slot; a cold run starts
     a fresh one (importing nothing) for each candidate.
     """
-    own_scratch(os.environ.pop(SCRATCH_ENV, None))
+    asked = os.environ.pop(SCRATCH_ENV, None)
+    # Asked for a scratch file system of its own but could not mount it (the start-up probe
+    # could): bubblewrap's /tmp and /dev/shm stay, and each reply says so.
+    scratch_lost = not own_scratch(asked) and asked is not None
     sock = socket.socket(fileno=sock_fd)
     with open(os.devnull, "wb") as null:
         os.dup2(null.fileno(), 1)
@@ -1017,7 +1027,7 @@ def serve(sock_fd: int) -> None:
             if channel is not None:
                 os.close(channel)
             continue
-        send_message(sock, _run_one(sock, request, channel), "evolve-reply")
+        send_message(sock, _run_one(sock, request, channel, scratch_lost), "evolve-reply")
         with contextlib.suppress(OSError):  # the next prepare tries again
             clear_workdir(request["workdir"])
         clear_scratch(skeleton)

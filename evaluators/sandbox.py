@@ -86,6 +86,7 @@ class Collected:
     supervisor_lost: bool = False  # the sandbox's supervisor died or answered nonsense
     cpu_exceeded: bool = False  # killed by the launcher: its processes used ``RunRequest.cpu_s``
     cpu_used_s: float = 0.0  # the CPU time they had used then (all of them together)
+    scratch_lost: bool = False  # the supervisor could not mount the scratch it was asked for
 
 
 class Launcher(Protocol):

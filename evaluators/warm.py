@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import secrets
 import socket
@@ -28,6 +29,8 @@ from evaluators.child import fds_of, read_memfd, send_message
 from evaluators.cpu_budget import CpuBudget, CpuMeter
 from evaluators.reaper import kill_tree
 from evaluators.sandbox import Collected, RunRequest, output_text
+
+logger = logging.getLogger(__name__)
 
 #: The trusted runner script, run as a file because ``-I`` keeps the project off ``sys.path``.
 RUNNER = Path(__file__).resolve().parent / "child.py"
@@ -84,6 +87,7 @@ class WarmTemplate:
         self._proc: asyncio.subprocess.Process | None = None
         self._sock: socket.socket | None = None
         self._unsettled = False  # a run whose reply has not been collected (it was cancelled)
+        self._scratch_reported = False  # a lost scratch is reported once per template
         # Replies, read as they arrive by a reader registered once per template (not an epoll
         # registration per receive); an empty message marks the end of the socket.
         self._replies: asyncio.Queue[_Message] = asyncio.Queue()
@@ -210,6 +214,14 @@ class WarmTemplate:
         collected = _collected(reply)
         if collected.supervisor_lost:
             self.stop()
+        if collected.scratch_lost and not self._scratch_reported:
+            self._scratch_reported = True
+            logger.warning(
+                "the sandbox's supervisor could not mount the scratch file system it was asked "
+                "for (it could at start): bubblewrap's own /tmp and /dev/shm hold this slot's "
+                "candidates, their file count not bounded (their size only where bubblewrap "
+                "can bound it)"
+            )
         if budget is not None and budget.exceeded:
             collected = replace(collected, cpu_exceeded=True, cpu_used_s=budget.used_s)
         return collected
@@ -333,4 +345,5 @@ def _decode(reply: bytes) -> Collected:
         report=body[:n_report],
         report_total=int(header["report_total"]),
         output=output_text(head, tail, int(header["output_total"])),
+        scratch_lost=header.get("scratch_lost") is True,
     )

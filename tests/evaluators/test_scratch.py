@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from evaluators.child import remove_tree, scratch_skeleton
+from evaluators.child import SCRATCH_ENV, remove_tree, scratch_skeleton
 from evaluators.isolation import (
     RUNNER_DIR,
     UNCONFINED,
@@ -43,6 +43,7 @@ from evaluators.isolation import (
     system_bwrap,
 )
 from evaluators.local import LocalEvaluator
+from evaluators.sandbox import RunRequest, RunSpec
 from evaluators.scratch import (
     INODE_SLACK,
     Scratch,
@@ -51,6 +52,7 @@ from evaluators.scratch import (
     parse_version,
     sizes_tmpfs,
 )
+from evaluators.warm import WarmTemplate
 from evolve.config import EvaluatorConfig
 from evolve.errors import UserError
 from evolve.problem import Problem, load_problem
@@ -662,3 +664,34 @@ def test_evolve_refuses_a_bad_max_disk_mb_in_one_line(tmp_path: Path) -> None:
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "'limits.max_disk_mb'" in lines[0], r.stderr
+
+
+@pytest.mark.parametrize(("spec", "lost"), [("-1 5", True), (None, False)])
+async def test_a_supervisor_that_cannot_mount_its_scratch_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, spec: str | None, lost: bool
+) -> None:
+    # The start-up probe mounted it, a later supervisor could not (here: a size the kernel
+    # refuses; unprivileged, even the mount namespace is refused): every reply says so and the
+    # pool warns once, rather than the candidates running on bubblewrap's tmpfs in silence.
+    env = {"PATH": os.environ.get("PATH", "/usr/bin")} | ({SCRATCH_ENV: spec} if spec else {})
+    template = WarmTemplate(
+        sys.executable, [], tmp_path, tmp_path / "work", env, (), lambda: None, lambda: None
+    )
+    spec_ = RunSpec(entry="run", timeout_s=10)
+    request = RunRequest(
+        code="def run():\n    return {'x': 1}\n",
+        config=spec_.runner_config({}, None, None),
+        timeout_s=10,
+        output_head=1024,
+        output_tail=1024,
+    )
+    try:
+        with caplog.at_level(logging.WARNING, logger="evaluators"):
+            first = await template.run(request)
+            second = await template.run(request)
+    finally:
+        await template.aclose()
+    assert json.loads(first.report).get("output") == {"x": 1}, first  # the candidate still ran
+    assert first.scratch_lost is lost and second.scratch_lost is lost
+    warned = [r for r in caplog.records if "could not mount the scratch" in r.getMessage()]
+    assert len(warned) == (1 if lost else 0)
