@@ -233,16 +233,18 @@ def strategy_of(row: RunRow | RunInfo) -> str:
 
 
 def _front(programs: Sequence[Program], problem: Problem) -> list[tuple[str, dict[str, float]]]:
-    """A pareto run's best: its non-dominated programs with their objectives."""
+    """A pareto run's best: its non-dominated programs with their objectives, best first by
+    the first objective (so the list reads along the trade-off), the earliest of equals first."""
     objectives = problem.spec.metrics.objectives
     if not objectives:
         return []
     from evolve.search.pareto import front_of, objective_vector
 
-    return [
-        (p.id, {k: objective_vector(p, {k: "maximize"})[0] for k in objectives})
-        for p in front_of(programs, objectives)
-    ]
+    front = sorted(
+        front_of(programs, objectives),
+        key=lambda p: (tuple(-v for v in objective_vector(p, objectives)), p.iteration),
+    )
+    return [(p.id, {k: objective_vector(p, {k: "maximize"})[0] for k in objectives}) for p in front]
 
 
 def _best(programs: Sequence[Program], problem: Problem) -> Program | None:

@@ -166,7 +166,7 @@ def test_show_marks_the_pareto_front_and_without_a_program_shows_the_front(toy_d
 
     spec = yaml.safe_load((toy_dir / "problem.yaml").read_text())
     spec["metrics"]["objectives"] = {"energy": "minimize", "code_length": "minimize"}
-    (toy_dir / "problem.yaml").write_text(yaml.safe_dump(spec))
+    (toy_dir / "problem.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     r = evolve("run", f"problem={toy_dir}", "search=pareto", "max_iterations=12", "run_name=r",
                "progress=false", "evaluator.concurrency=1", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
@@ -181,6 +181,10 @@ def test_show_marks_the_pareto_front_and_without_a_program_shows_the_front(toy_d
     assert f"the best of a pareto run is its front: {len(front)} programs" in out
     listed = [line.split()[1] for line in out.splitlines() if line.startswith("front: ")]
     assert sorted(listed) == sorted(front)
+    # read along the trade-off: by the first objective, best first (lowest energy), then the
+    # second (shortest code), the earliest of equals first
+    by_id = {i: (e, n, k) for k, (i, e, n) in enumerate(rows)}
+    assert listed == sorted(front, key=lambda i: by_id[i])
     assert [line for line in out.splitlines() if line.endswith("(shown)")] == [
         next(line for line in out.splitlines() if line.startswith(f"front: {best}"))]
     assert f"program: {best}\n" in out and f"pareto front: on the run's front of {len(front)} programs" in out
