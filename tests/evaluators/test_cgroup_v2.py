@@ -193,8 +193,10 @@ async def test_a_slot_gets_all_three_limits_in_one_v2_directory(tmp_path: Path) 
     assert (directory / "cpu.max").read_text() == "150000 100000"
     assert slot.memory is not None and slot.memory.v2 and slot.cpu is not None and slot.cpu.v2
     assert slot.sandbox_cgroups() == [str(directory / "cgroup.procs")]
-    # process isolation: the pids cgroup is also what a cancelled run is killed through
-    assert slot.cgroup is not None and slot.cgroup.path == directory
+    # process isolation: the candidate runs in a child, which a kill at a limit (or a cancelled
+    # run) empties without killing the supervisor, still under the slot's limits
+    assert slot.cgroup is not None and slot.cgroup.path == directory / "candidate"
+    assert slot.confinement.cgroup_procs == str(directory / "candidate" / "cgroup.procs")
 
 
 async def test_a_controller_not_delegated_is_not_written(tmp_path: Path) -> None:
