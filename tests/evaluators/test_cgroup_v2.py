@@ -23,7 +23,7 @@ import pytest
 import evaluators.cgroup_v2 as cgroup_v2
 from evaluators.cgroup_v2 import LEAF, WANTED, V2Parent, cgroup2_mount
 from evaluators.isolation import Isolation
-from evaluators.slots import PoolSettings, Slot, SlotPool, _remove_cgroups
+from evaluators.slots import PoolSettings, Slot, SlotPool, _remove_cgroups, sweep_stale
 
 NOBODY = 65534
 HYBRID = (
@@ -215,3 +215,14 @@ async def test_a_controller_not_delegated_is_not_written(tmp_path: Path) -> None
             assert cgroup is None or not cgroup.v2
     finally:
         await _remove_cgroups([c for c in (slot.memory, slot.cpu) if c is not None])
+
+
+def test_a_stale_v2_slot_cgroup_goes_with_its_candidate_child(tmp_path: Path) -> None:
+    # An evolve killed with SIGKILL leaves its slot's cgroup and the child its candidate ran in
+    # (without bubblewrap); the next start removes both, the child first (a cgroup with a child
+    # cannot be removed). Empty directories stand in for the cgroups.
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # its pid is free once it has exited
+    stale = tmp_path / f"evolve-{gone.pid}-7f00-0"
+    (stale / "candidate").mkdir(parents=True)
+    assert sweep_stale([tmp_path]) and not stale.exists()
