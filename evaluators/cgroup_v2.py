@@ -4,7 +4,9 @@ memory, pids and CPU limits together, as root or as an ordinary user the subtree
 cgroup v2 lets a process make child cgroups wherever it can write, and enable the controllers
 its cgroup was given (``cgroup.controllers``) for them (``cgroup.subtree_control``). Two rules
 shape how: a cgroup other than the hierarchy's root cannot both hold processes and hand
-controllers to its children (enabling one fails with EBUSY), and moving a process needs write
+domain controllers such as memory to its children (enabling one fails with EBUSY; with EOPNOTSUPP
+once a threaded controller such as cpu or pids was enabled there first, which turns a cgroup
+holding processes into a thread root), and moving a process needs write
 access to the ``cgroup.procs`` of the common ancestor. So evolve takes its own cgroup: where
 the controllers cannot be enabled there because processes live in it (evolve's own, a
 container's, a shell's), every process in it is moved into a leaf child (:data:`LEAF`) first,
@@ -31,6 +33,12 @@ WANTED = ("memory", "pids", "cpu")
 LEAF = "evolve-main"
 #: How many passes moving the processes out may take (some may fork meanwhile).
 _MOVE_ROUNDS = 20
+#: Controllers that may be enabled where processes live (the kernel's threaded controllers);
+#: the others are enabled first, so that a cgroup holding processes is refused at once.
+_THREADED = frozenset({"cpu", "cpuset", "perf_event", "pids"})
+#: What the kernel answers when processes live where a domain controller is enabled: EBUSY,
+#: or EOPNOTSUPP in a thread root (processes, and a threaded controller enabled already).
+_PROCESSES_HERE = (errno.EBUSY, errno.EOPNOTSUPP)
 
 
 @dataclass(frozen=True)
@@ -105,14 +113,14 @@ def _words(directory: Path, name: str) -> set[str]:
 
 
 def _enable(directory: Path, controllers: set[str]) -> bool:
-    """Enable ``controllers`` for the children of ``directory``; False when the kernel refuses
-    because processes live in it (EBUSY), True otherwise (each it refuses for another reason is
-    left off)."""
-    for name in sorted(controllers):
+    """Enable ``controllers`` for the children of ``directory``, domain controllers first;
+    False when the kernel refuses because processes live in it (:data:`_PROCESSES_HERE`), True
+    otherwise (each it refuses for another reason is left off)."""
+    for name in sorted(controllers, key=lambda name: (name in _THREADED, name)):
         try:
             (directory / "cgroup.subtree_control").write_text(f"+{name}")
         except OSError as exc:
-            if exc.errno == errno.EBUSY:
+            if exc.errno in _PROCESSES_HERE:
                 return False
     return True
 

@@ -58,6 +58,10 @@ _CGROUP_SLACK = 4
 _SUPERVISOR_MB = 256
 #: How many times (10 ms apart) removing a slot's cgroup is retried at the end.
 _REMOVE_TRIES = 50
+#: The child of a slot's cgroup v2 directory that a candidate without bubblewrap runs in: a kill
+#: at a limit empties it without killing the supervisor beside it in the slot's directory, whose
+#: limits hold for both (no controller is enabled for the child, so it may sit beside them).
+_CANDIDATE = "candidate"
 
 
 def deny_same_user_access() -> bool:
@@ -260,7 +264,8 @@ class SlotPool:
                 # the whole sandbox is in it, under bubblewrap too
                 (directory / "pids.max").write_text(max_pids)
                 if self.isolation is not None and self.isolation.kind != "bwrap":
-                    slot.cgroup = PidsCgroup(directory)
+                    (directory / _CANDIDATE).mkdir(exist_ok=True)
+                    slot.cgroup = PidsCgroup(directory / _CANDIDATE)
         elif v1_pids is not None:
             slot.cgroup = PidsCgroup.create(v1_pids, name, int(max_pids))
         if directory is not None and "cpu" in has:
@@ -494,8 +499,8 @@ def sweep_stale(parents: Sequence[Path]) -> list[Path]:
         for path in parent.glob("evolve-*-*-*"):
             owner = path.name.split("-")[1]
             if owner.isdigit() and not _alive(int(owner)):
-                cgroup = PidsCgroup(path)
-                cgroup.remove()
+                PidsCgroup(path / _CANDIDATE).remove()  # a v2 slot's child, first
+                PidsCgroup(path).remove()
                 removed.append(path)
     return removed
 

@@ -404,7 +404,6 @@ async def test_what_a_candidate_leaves_does_not_reach_the_next_cold_supervisor(
 
 
 @module_loop
-@pytest.mark.skipif(not ROOT, reason="only root has a memory cgroup per slot")
 async def test_filling_the_scratch_is_a_full_disk_not_a_memory_kill(tmp_path: Path) -> None:
     # The tmpfs is memory, charged to the slot's memory cgroup: a scratch larger than the
     # memory limit must still end in ENOSPC at its own bound.
