@@ -218,7 +218,7 @@ class SlotPool:
             name = f"evolve-{os.getpid()}-{id(self):x}-{i}"
             self._cgroups_for(slot, name, parent, v2)
             slots.append(slot)
-        if slots[0].memory is not None:
+        if slots[0].memory is not None and not slots[0].memory.v2:  # v2's parent: swept above
             sweep_stale([slots[0].memory.path.parent])
         if slots[0].cpu is not None and not slots[0].cpu.v2:
             sweep_stale([path.parent for path in slots[0].cpu.paths])
